@@ -47,7 +47,9 @@ class NetApiStatus(IntEnum):
 MESSAGES: dict[int, str] = {
     NetApiStatus.NERR_Success: "The operation completed successfully.",
     NetApiStatus.ERROR_ACCESS_DENIED: "Access is denied.",
-    NetApiStatus.ERROR_NOT_ENOUGH_MEMORY: "Not enough memory resources are available to process this command.",
+    NetApiStatus.ERROR_NOT_ENOUGH_MEMORY: (
+        "Not enough memory resources are available to process this command."
+    ),
     NetApiStatus.ERROR_NOT_SUPPORTED: "The request is not supported.",
     NetApiStatus.ERROR_BAD_NETPATH: "The network path was not found.",
     NetApiStatus.ERROR_INVALID_PARAMETER: "The parameter is incorrect.",

@@ -9,6 +9,7 @@ A string field is ``None`` where the wire carried a NULL pointer.
 
 from __future__ import annotations
 
+from codecs import utf_16_le_encode
 from typing import Any, NamedTuple, TypeAlias
 
 # MS-SRVS §2.2.2.3 Session User Flags.
@@ -128,7 +129,7 @@ def utf16_units(s: str) -> int:
     """Length of ``s`` in UTF-16 code units (characters outside the BMP take two)."""
     if s.isascii():
         return len(s)
-    return len(s.encode("utf-16-le", "surrogatepass")) >> 1
+    return len(utf_16_le_encode(s, "surrogatepass")[0]) >> 1
 
 
 def ndr_string_size(s: str | None) -> int:

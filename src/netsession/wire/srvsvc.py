@@ -1,0 +1,543 @@
+"""srvsvc (MS-SRVS) messages: the stubs of NetrSessionEnum, NetrSessionDel, NetrShareEnum,
+NetrShareGetInfo and NetrServerGetInfo, in both directions.
+
+Each operation has a request and a response dataclass with ``encode() -> bytes`` and
+``decode(stub) -> Self``: a server decodes requests and encodes responses, a client the reverse. The stub
+bytes travel in DCE/RPC request/response PDUs (:mod:`netsession.wire.dcerpc`); NDR primitives come from
+:mod:`netsession.wire.ndr`.
+
+The record arrays (``SESSION_INFO_x``, ``SHARE_INFO_x``) are the hot path — a NetrSessionEnum response can
+carry 100,000 of them — so they go through :class:`InfoArray`, which packs and unpacks each record's fixed
+part with one precompiled ``struct`` call and writes the string referents behind them in NDR order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from itertools import chain, repeat
+from struct import Struct
+from typing import Any, ClassVar, Final, NamedTuple, Self
+
+from netsession.records import (
+    SESSION_INFO_0,
+    SESSION_INFO_1,
+    SESSION_INFO_2,
+    SESSION_INFO_10,
+    SESSION_INFO_502,
+    SessionInfo,
+)
+from netsession.wire.ndr import (
+    REFERENT_STEP,
+    NdrError,
+    NdrReader,
+    NdrWriter,
+    decode_wstrings,
+    encode_wstrings,
+)
+
+# MS-SRVS §1.9 / §2.1: interface UUID and version.
+SRVSVC_UUID: Final = "4b324fc8-1670-01d3-1278-5a47bf6ee188"
+SRVSVC_VERSION: Final = (3, 0)
+SRVSVC_PIPE: Final = "srvsvc"
+
+
+class Opnum(IntEnum):
+    """The srvsvc operations this project speaks (MS-SRVS §3.1.4)."""
+
+    NetrSessionEnum = 12
+    NetrSessionDel = 13
+    NetrShareEnum = 15
+    NetrShareGetInfo = 16
+    NetrServerGetInfo = 21
+
+
+# MS-SRVS §2.2.2.4 share types.
+STYPE_DISKTREE: Final = 0x00000000
+STYPE_PRINTQ: Final = 0x00000001
+STYPE_DEVICE: Final = 0x00000002
+STYPE_IPC: Final = 0x00000003
+STYPE_SPECIAL: Final = 0x80000000
+STYPE_TEMPORARY: Final = 0x40000000
+
+# MS-SRVS §2.2.2.6 / MS-DTYP: platform id and server type bits.
+PLATFORM_ID_NT: Final = 500
+SV_TYPE_WORKSTATION: Final = 0x00000001
+SV_TYPE_SERVER: Final = 0x00000002
+SV_TYPE_SERVER_NT: Final = 0x00008000
+SV_TYPE_NT: Final = 0x00001000
+
+
+class SHARE_INFO_0(NamedTuple):
+    """MS-SRVS §2.2.4.22."""
+
+    shi0_netname: str | None
+
+
+class SHARE_INFO_1(NamedTuple):
+    """MS-SRVS §2.2.4.23."""
+
+    shi1_netname: str | None
+    shi1_type: int
+    shi1_remark: str | None
+
+
+class SERVER_INFO_100(NamedTuple):
+    """MS-SRVS §2.2.4.40."""
+
+    sv100_platform_id: int
+    sv100_name: str | None
+
+
+class SERVER_INFO_101(NamedTuple):
+    """MS-SRVS §2.2.4.41."""
+
+    sv101_platform_id: int
+    sv101_name: str | None
+    sv101_version_major: int
+    sv101_version_minor: int
+    sv101_type: int
+    sv101_comment: str | None
+
+
+ShareInfo = SHARE_INFO_0 | SHARE_INFO_1
+ServerInfo = SERVER_INFO_100 | SERVER_INFO_101
+
+
+class InfoArray:
+    """Codec for a ``[size_is(n)] T*`` array of flat records whose fields are ``[string] wchar_t*``
+    pointers and DWORDs — every SESSION_INFO_x and the SHARE/SERVER_INFO levels here.
+
+    NDR lays such an array out as: max_count, then every record's fixed part (a referent id or 0 for each
+    string, the DWORD for each number), then, record by record and field by field, the string referents
+    (C706 §14.3.12.3 — embedded pointers are deferred to the end of the array)."""
+
+    __slots__ = ("fixed", "is_string", "record", "record_size", "string_fields")
+
+    def __init__(self, record: type[Any], is_string: tuple[bool, ...]) -> None:
+        self.record = record
+        self.is_string = is_string
+        self.string_fields = tuple(i for i, s in enumerate(is_string) if s)
+        self.fixed = Struct(f"<{len(is_string)}I")
+        self.record_size = self.fixed.size
+
+    def encode_fixed(self, w: NdrWriter, record: tuple[Any, ...]) -> list[str]:
+        """Write one record's fixed part (for a record that is a single referent, not an array element);
+        returns the strings whose referents must follow."""
+        strings: list[str] = []
+        values = list(record)
+        for i in self.string_fields:
+            s = values[i]
+            if s is None:
+                values[i] = 0
+            else:
+                values[i] = w.next_referent()
+                strings.append(s)
+        w.align(4)
+        w.buf += self.fixed.pack(*values)
+        return strings
+
+    def encode(self, w: NdrWriter, records: list[Any]) -> None:
+        """The referent of the array pointer: conformance, fixed parts, then the strings.
+
+        Column-wise, with extended slices: referent ids are ranges, the fixed parts go out in one
+        ``struct`` call, the strings in one :func:`encode_wstrings`."""
+        count = len(records)
+        w.u32(count)
+        if not count:
+            return
+        nfields = len(self.is_string)
+        string_fields = self.string_fields
+        per_record = len(string_fields)
+        flat: list[Any] = list(chain.from_iterable(records))
+        if len(flat) != count * nfields:
+            raise ValueError(f"records must have {nfields} fields each")
+        strings: list[Any] = [None] * (count * per_record)  # NDR order: record by record
+        first = w.referents(count * per_record)
+        stride = REFERENT_STEP * per_record
+        for j, i in enumerate(string_fields):
+            column = flat[i::nfields]
+            strings[j::per_record] = column
+            ids = range(first + REFERENT_STEP * j, first + stride * count, stride)
+            if None in column:
+                flat[i::nfields] = [0 if s is None else ref for s, ref in zip(column, ids)]
+            else:
+                flat[i::nfields] = ids
+        if None in strings:
+            strings = [s for s in strings if s is not None]
+        w.buf += Struct(f"<{len(flat)}I").pack(*flat)
+        w.buf += encode_wstrings(strings)
+
+    def decode(self, r: NdrReader, count: int) -> list[Any]:
+        """Read the referent of the array pointer, whose container said ``count`` entries.
+
+        Three passes keep the per-string work to a few C calls: unpack every fixed part at once, walk
+        the string referents in NDR order, then put the strings in place and cut records."""
+        at = r.pos
+        max_count = r.conformance(self.record_size)
+        if max_count != count:
+            raise NdrError(f"array conformance {max_count} does not match EntriesRead {count}", at)
+        data = r.data
+        nfields = len(self.is_string)
+        string_fields = self.string_fields
+        per_record = len(string_fields)
+        flat = list(Struct(f"<{nfields * count}I").unpack_from(data, r.pos))
+        referents: list[int] = [0] * (count * per_record)  # NDR order: record by record
+        for j, i in enumerate(string_fields):
+            referents[j::per_record] = flat[i::nfields]
+        strings, r.pos = decode_wstrings(data, r.pos + count * self.record_size, referents)
+        for j, i in enumerate(string_fields):
+            flat[i::nfields] = strings[j::per_record]
+        return list(map(tuple.__new__, repeat(self.record), zip(*[iter(flat)] * nfields)))
+
+
+def _layout(record: type[Any], *kinds: str) -> InfoArray:
+    """An :class:`InfoArray` from field kinds: ``"s"`` for a string pointer, ``"d"`` for a DWORD."""
+    assert len(kinds) == len(record._fields)
+    return InfoArray(record, tuple(k == "s" for k in kinds))
+
+
+# Wire layouts, per MS-SRVS §2.2.4.
+SESSION_ARRAYS: Final[dict[int, InfoArray]] = {
+    0: _layout(SESSION_INFO_0, "s"),
+    1: _layout(SESSION_INFO_1, "s", "s", "d", "d", "d", "d"),
+    2: _layout(SESSION_INFO_2, "s", "s", "d", "d", "d", "d", "s"),
+    10: _layout(SESSION_INFO_10, "s", "s", "d", "d"),
+    502: _layout(SESSION_INFO_502, "s", "s", "d", "d", "d", "d", "s", "s"),
+}
+SHARE_ARRAYS: Final[dict[int, InfoArray]] = {
+    0: _layout(SHARE_INFO_0, "s"),
+    1: _layout(SHARE_INFO_1, "s", "d", "s"),
+}
+SERVER_INFOS: Final[dict[int, InfoArray]] = {
+    100: _layout(SERVER_INFO_100, "d", "s"),
+    101: _layout(SERVER_INFO_101, "d", "s", "d", "d", "d", "s"),
+}
+
+
+# -- the ENUM_STRUCT shape shared by sessions and shares -------------------------------------------------
+# XXX_ENUM_STRUCT = {DWORD Level; [switch_is(Level)] union {XXX_INFO_n_CONTAINER* Leveln}}, and
+# XXX_INFO_n_CONTAINER = {DWORD EntriesRead; [size_is(EntriesRead)] XXX_INFO_n* Buffer}
+# (MS-SRVS §2.2.4.21, §2.2.4.38). The union discriminant is marshalled (non-encapsulated union, C706
+# §14.3.8); a level outside the union has no arm (empty default), so nothing follows its discriminant.
+
+def _encode_enum_struct(w: NdrWriter, arrays: dict[int, InfoArray], level: int, entries: list[Any]) -> None:
+    w.u32(level)
+    w.u32(level)  # union discriminant
+    array = arrays.get(level)
+    if array is None:
+        return
+    w.pointer(True)  # -> container
+    # deferred referent: the container
+    w.u32(len(entries))
+    w.pointer(bool(entries))  # -> Buffer
+    if entries:
+        array.encode(w, entries)
+
+
+def _decode_enum_struct(r: NdrReader, arrays: dict[int, InfoArray]) -> tuple[int, list[Any]]:
+    at = r.pos
+    level = r.u32()
+    tag = r.u32()
+    if tag != level:
+        raise NdrError(f"union discriminant {tag} differs from Level {level}", at)
+    array = arrays.get(level)
+    if array is None or not r.pointer():
+        return level, []
+    count = r.u32()
+    if not r.pointer():
+        return level, []
+    return level, array.decode(r, count)
+
+
+def _encode_resume(w: NdrWriter, resume_handle: int | None) -> None:
+    w.pointer(resume_handle is not None)
+    if resume_handle is not None:
+        w.u32(resume_handle)
+
+
+def _decode_resume(r: NdrReader) -> int | None:
+    return r.u32() if r.pointer() else None
+
+
+def _encode_info_union(w: NdrWriter, infos: dict[int, InfoArray], level: int, info: Any | None) -> None:
+    """A ``[switch_is(Level)]`` union whose arms are unique pointers to one record (SHARE_INFO,
+    SERVER_INFO: MS-SRVS §2.2.3.6, §2.2.3.7)."""
+    w.u32(level)
+    layout = infos.get(level)
+    if layout is None:
+        return
+    w.pointer(info is not None)
+    if info is not None:
+        for s in layout.encode_fixed(w, info):
+            w.wstring(s)
+
+
+def _decode_info_union(r: NdrReader, infos: dict[int, InfoArray], level: int) -> Any | None:
+    at = r.pos
+    tag = r.u32()
+    if tag != level:
+        raise NdrError(f"union discriminant {tag} differs from Level {level}", at)
+    layout = infos.get(level)
+    if layout is None or not r.pointer():
+        return None
+    r.align(4)
+    if r.remaining < layout.record_size:
+        raise NdrError("record truncated", r.pos)
+    values = list(layout.fixed.unpack_from(r.data, r.pos))
+    r.pos += layout.record_size
+    for i in layout.string_fields:
+        values[i] = r.wstring() if values[i] else None
+    return layout.record._make(values)
+
+
+# -- messages --------------------------------------------------------------------------------------------
+
+@dataclass
+class NetrSessionEnumRequest:
+    """MS-SRVS §3.1.4.5, [in] parameters. The [in] InfoStruct carries only the level (an empty
+    container); entries a client sends in it anyway are parsed and dropped."""
+
+    opnum: ClassVar[int] = Opnum.NetrSessionEnum
+    server_name: str | None = None
+    client_name: str | None = None
+    user_name: str | None = None
+    level: int = 10
+    preferred_max_length: int = 0xFFFFFFFF
+    resume_handle: int | None = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.unique_wstring(self.client_name)
+        w.unique_wstring(self.user_name)
+        _encode_enum_struct(w, SESSION_ARRAYS, self.level, [])
+        w.u32(self.preferred_max_length)
+        _encode_resume(w, self.resume_handle)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        server, client, user = r.unique_wstring(), r.unique_wstring(), r.unique_wstring()
+        level, _ = _decode_enum_struct(r, SESSION_ARRAYS)
+        return cls(server, client, user, level, r.u32(), _decode_resume(r))
+
+
+@dataclass
+class NetrSessionEnumResponse:
+    """MS-SRVS §3.1.4.5, [out] parameters and the NET_API_STATUS."""
+
+    opnum: ClassVar[int] = Opnum.NetrSessionEnum
+    level: int
+    entries: list[SessionInfo] = field(default_factory=list)
+    total_entries: int = 0
+    resume_handle: int | None = None
+    status: int = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        _encode_enum_struct(w, SESSION_ARRAYS, self.level, self.entries)
+        w.u32(self.total_entries)
+        _encode_resume(w, self.resume_handle)
+        w.u32(self.status)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        level, entries = _decode_enum_struct(r, SESSION_ARRAYS)
+        total = r.u32()
+        resume = _decode_resume(r)
+        return cls(level, entries, total, resume, r.u32())
+
+
+@dataclass
+class NetrSessionDelRequest:
+    """MS-SRVS §3.1.4.6."""
+
+    opnum: ClassVar[int] = Opnum.NetrSessionDel
+    server_name: str | None = None
+    client_name: str | None = None
+    user_name: str | None = None
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.unique_wstring(self.client_name)
+        w.unique_wstring(self.user_name)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        return cls(r.unique_wstring(), r.unique_wstring(), r.unique_wstring())
+
+
+@dataclass
+class NetrSessionDelResponse:
+    """MS-SRVS §3.1.4.6: only the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrSessionDel
+    status: int = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.u32(self.status)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        return cls(NdrReader(stub).u32())
+
+
+@dataclass
+class NetrShareEnumRequest:
+    """MS-SRVS §3.1.4.8 (Samba: NetShareEnumAll) — what `smbclient -L` and `net view` send."""
+
+    opnum: ClassVar[int] = Opnum.NetrShareEnum
+    server_name: str | None = None
+    level: int = 1
+    preferred_max_length: int = 0xFFFFFFFF
+    resume_handle: int | None = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        _encode_enum_struct(w, SHARE_ARRAYS, self.level, [])
+        w.u32(self.preferred_max_length)
+        _encode_resume(w, self.resume_handle)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        server = r.unique_wstring()
+        level, _ = _decode_enum_struct(r, SHARE_ARRAYS)
+        return cls(server, level, r.u32(), _decode_resume(r))
+
+
+@dataclass
+class NetrShareEnumResponse:
+    """MS-SRVS §3.1.4.8, [out] parameters and the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrShareEnum
+    level: int
+    entries: list[ShareInfo] = field(default_factory=list)
+    total_entries: int = 0
+    resume_handle: int | None = None
+    status: int = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        _encode_enum_struct(w, SHARE_ARRAYS, self.level, self.entries)
+        w.u32(self.total_entries)
+        _encode_resume(w, self.resume_handle)
+        w.u32(self.status)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        level, entries = _decode_enum_struct(r, SHARE_ARRAYS)
+        total = r.u32()
+        resume = _decode_resume(r)
+        return cls(level, entries, total, resume, r.u32())
+
+
+@dataclass
+class NetrShareGetInfoRequest:
+    """MS-SRVS §3.1.4.10. NetName is a top-level ``[in, string]`` (ref) pointer: no referent id."""
+
+    opnum: ClassVar[int] = Opnum.NetrShareGetInfo
+    server_name: str | None = None
+    net_name: str = ""
+    level: int = 1
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.wstring(self.net_name)
+        w.u32(self.level)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        return cls(r.unique_wstring(), r.wstring(), r.u32())
+
+
+@dataclass
+class NetrShareGetInfoResponse:
+    """MS-SRVS §3.1.4.10: ``[out, switch_is(Level)] LPSHARE_INFO`` and the status. Decoding needs the
+    request's level (the union's switch_is)."""
+
+    opnum: ClassVar[int] = Opnum.NetrShareGetInfo
+    level: int
+    info: ShareInfo | None = None
+    status: int = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        _encode_info_union(w, SHARE_ARRAYS, self.level, self.info)
+        w.u32(self.status)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes, level: int) -> Self:
+        r = NdrReader(stub)
+        info = _decode_info_union(r, SHARE_ARRAYS, level)
+        return cls(level, info, r.u32())
+
+
+@dataclass
+class NetrServerGetInfoRequest:
+    """MS-SRVS §3.1.4.17."""
+
+    opnum: ClassVar[int] = Opnum.NetrServerGetInfo
+    server_name: str | None = None
+    level: int = 101
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.u32(self.level)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        return cls(r.unique_wstring(), r.u32())
+
+
+@dataclass
+class NetrServerGetInfoResponse:
+    """MS-SRVS §3.1.4.17: ``[out, switch_is(Level)] LPSERVER_INFO`` and the status. Decoding needs the
+    request's level."""
+
+    opnum: ClassVar[int] = Opnum.NetrServerGetInfo
+    level: int
+    info: ServerInfo | None = None
+    status: int = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        _encode_info_union(w, SERVER_INFOS, self.level, self.info)
+        w.u32(self.status)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes, level: int) -> Self:
+        r = NdrReader(stub)
+        info = _decode_info_union(r, SERVER_INFOS, level)
+        return cls(level, info, r.u32())
+
+
+# Request decoders by opnum, for a server dispatching on the opnum of a DCE/RPC request.
+REQUESTS: Final[dict[int, Any]] = {
+    Opnum.NetrSessionEnum: NetrSessionEnumRequest,
+    Opnum.NetrSessionDel: NetrSessionDelRequest,
+    Opnum.NetrShareEnum: NetrShareEnumRequest,
+    Opnum.NetrShareGetInfo: NetrShareGetInfoRequest,
+    Opnum.NetrServerGetInfo: NetrServerGetInfoRequest,
+}
