@@ -592,7 +592,7 @@ class SessionTable:
         for session in closed:
             try:
                 session.on_close(session)
-            except Exception as exc:  # noqa: BLE001 - every owner must hear of its session's end
+            except Exception as exc:  # every owner must hear of its session's end
                 errors.append(exc)
         if errors:
             raise SessionCloseError("on_close callbacks failed in NetrSessionDel", errors, result)

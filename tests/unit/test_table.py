@@ -654,7 +654,8 @@ def test_num_opens_follows_opened_and_closed_and_never_goes_negative() -> None:
     table, (s,) = make(("10.0.0.1", "a"))
     s.closed()
     assert s.num_opens == 0
-    s.opened(); s.opened(); s.opened(); s.closed()
+    for step in (s.opened, s.opened, s.opened, s.closed):
+        step()
     assert s.num_opens == 2 and enum(table, level=1).entries[0].sesi1_num_opens == 2  # type: ignore[union-attr]
     s.num_opens = 7
     assert s.info().sesi502_num_opens == 7
