@@ -58,6 +58,7 @@ from netsession.errors import (
     NERR_UserNotFound,
     NetApiStatus,
 )
+from netsession.groups import ADMINISTRATORS, SERVER_OPERATORS
 from netsession.records import (
     GETINFO_LEVELS,
     MAX_PREFERRED_LENGTH,
@@ -89,7 +90,8 @@ DEFAULT_TRANSPORT = "\\Device\\NetbiosSmb"
 # MS-SRVS §3.1.4.5/§3.1.4.6: ClientName / UserName longer than this, NUL included -> ERROR_INVALID_PARAMETER.
 MAX_NAME_LENGTH = 1024
 # MS-SRVS notes <52>-<55>: the local groups that may see every level and delete sessions.
-ADMIN_GROUPS = frozenset(("administrators", "server operators"))
+ADMIN_GROUPS = frozenset((ADMINISTRATORS, SERVER_OPERATORS))
+_ADMIN_KEYS = frozenset(g.casefold() for g in ADMIN_GROUPS)
 # Levels Windows restricts to ADMIN_GROUPS even before the hardening (seed 001, FACTS.md §3).
 _PRIVILEGED_LEVELS = frozenset((1, 2, 502))
 _UNC_PREFIX = "\\\\"
@@ -136,7 +138,7 @@ class Caller:
         for group in self.groups:
             name = group.casefold()
             name = name.removeprefix("builtin\\")
-            if name in ADMIN_GROUPS:
+            if name in _ADMIN_KEYS:
                 return True
         return False
 

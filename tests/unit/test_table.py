@@ -20,6 +20,7 @@ from netsession.errors import (
     NERR_Success,
     NERR_UserNotFound,
 )
+from netsession.groups import ADMINISTRATORS, SERVER_OPERATORS
 from netsession.records import (
     MAX_PREFERRED_LENGTH,
     SESS_GUEST,
@@ -39,8 +40,8 @@ from netsession.table import (
     unc_client_name,
 )
 
-ADMIN = Caller("admin", frozenset({"Administrators"}))
-SERVER_OPERATOR = Caller("op", frozenset({"Server Operators"}))
+ADMIN = Caller("admin", frozenset({ADMINISTRATORS}))
+SERVER_OPERATOR = Caller("op", frozenset({SERVER_OPERATORS}))
 USER = Caller("alice", frozenset({"Users"}))
 ANONYMOUS = Caller("", frozenset(), authenticated=False)
 GUEST = Caller("guest", frozenset({"Guests"}), authenticated=False)
