@@ -1,0 +1,242 @@
+"""The srvsvc service: a decoded DCE/RPC request in, a response stub or a fault out.
+
+One :class:`SrvsvcService` per server; every pipe association hands it the calls it receives, with the
+identity of the SMB session the pipe was opened on (:class:`CallContext`), so the session table's access
+rules see the real caller. Each call leaves one line in the ``netsession.audit`` log: who looked at or
+ended sessions, from where, at which level, with what result.
+
+No I/O and no clock of its own (the table has the clock; the log handler stamps the time).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from netsession.errors import (
+    ERROR_INVALID_LEVEL,
+    ERROR_MORE_DATA,
+    NERR_NetNameNotFound,
+    NERR_Success,
+    status_name,
+)
+from netsession.table import Caller, SessionCloseError, SessionTable
+from netsession.wire.ndr import NdrError
+from netsession.wire.srvsvc import (
+    PLATFORM_ID_NT,
+    SERVER_INFO_100,
+    SERVER_INFO_101,
+    SHARE_INFO_0,
+    SHARE_INFO_1,
+    STYPE_IPC,
+    STYPE_SPECIAL,
+    SV_TYPE_NT,
+    SV_TYPE_SERVER,
+    SV_TYPE_SERVER_NT,
+    SV_TYPE_WORKSTATION,
+    NetrServerGetInfoRequest,
+    NetrServerGetInfoResponse,
+    NetrSessionDelRequest,
+    NetrSessionDelResponse,
+    NetrSessionEnumRequest,
+    NetrSessionEnumResponse,
+    NetrShareEnumRequest,
+    NetrShareEnumResponse,
+    NetrShareGetInfoRequest,
+    NetrShareGetInfoResponse,
+    Opnum,
+)
+
+audit_log = logging.getLogger("netsession.audit")
+
+# MS-RPCE §2.2.2.11 / C706 appendix E: the fault statuses this service raises itself.
+NCA_S_OP_RNG_ERROR: Final = 0x1C010002
+NCA_S_FAULT_NDR: Final = 0x000006F7  # RPC_X_BAD_STUB_DATA: the stub could not be unmarshalled
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who is calling: the SMB session's identity, and the client's address for the audit trail."""
+
+    caller: Caller
+    client_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Either a response stub, or a DCE/RPC fault status (then there is no stub)."""
+
+    stub: bytes = b""
+    fault: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One entry of the server's ShareList (MS-SRVS §3.1.1.6), as NetrShareEnum reports it."""
+
+    name: str
+    type: int
+    remark: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerIdentity:
+    """What NetrServerGetInfo reports (MS-SRVS §2.2.4.40-41)."""
+
+    name: str
+    comment: str = "netsession"
+    version_major: int = 10
+    version_minor: int = 0
+    type: int = SV_TYPE_WORKSTATION | SV_TYPE_SERVER | SV_TYPE_NT | SV_TYPE_SERVER_NT
+
+
+IPC_SHARE: Final = Share("IPC$", STYPE_IPC | STYPE_SPECIAL, "Remote IPC")
+
+
+class SrvsvcService:
+    """Answers srvsvc opnums 12, 13, 15, 16 and 21 from a :class:`SessionTable`.
+
+    >>> from netsession.table import SessionTable
+    >>> svc = SrvsvcService(SessionTable(), ServerIdentity("FS1"))
+    >>> ctx = CallContext(Caller("admin", frozenset({"Administrators"})), "127.0.0.1")
+    >>> reply = svc.call(ctx, Opnum.NetrSessionEnum, NetrSessionEnumRequest(level=10).encode())
+    >>> NetrSessionEnumResponse.decode(reply.stub).status
+    0
+    """
+
+    def __init__(
+        self, table: SessionTable, identity: ServerIdentity, shares: Sequence[Share] = (IPC_SHARE,)
+    ) -> None:
+        self.table = table
+        self.identity = identity
+        self.shares = tuple(shares)
+        self._handlers: dict[int, Callable[[CallContext, bytes], tuple[Reply, int | None, int | str]]] = {
+            Opnum.NetrSessionEnum: self._session_enum,
+            Opnum.NetrSessionDel: self._session_del,
+            Opnum.NetrShareEnum: self._share_enum,
+            Opnum.NetrShareGetInfo: self._share_get_info,
+            Opnum.NetrServerGetInfo: self._server_get_info,
+        }
+
+    @property
+    def opnums(self) -> frozenset[int]:
+        """The operations this service answers; any other is the RPC layer's nca_s_op_rng_error."""
+        return frozenset(self._handlers)
+
+    def call(self, ctx: CallContext, opnum: int, stub: bytes) -> Reply:
+        """Run one call and log it."""
+        handler = self._handlers.get(opnum)
+        if handler is None:
+            reply, level, result = Reply(fault=NCA_S_OP_RNG_ERROR), None, NCA_S_OP_RNG_ERROR
+        else:
+            try:
+                reply, level, result = handler(ctx, stub)
+            except NdrError as exc:
+                audit_log.warning("bad stub for opnum %d from %s: %s", opnum, ctx.client_address, exc)
+                reply, level, result = Reply(fault=NCA_S_FAULT_NDR), None, NCA_S_FAULT_NDR
+        self._audit(ctx, opnum, level, result, reply)
+        return reply
+
+    def _audit(
+        self, ctx: CallContext, opnum: int, level: int | None, result: int | str, reply: Reply
+    ) -> None:
+        try:
+            operation = Opnum(opnum).name
+        except ValueError:
+            operation = f"opnum {opnum}"
+        outcome = f"fault 0x{reply.fault:08X}" if reply.fault is not None else (
+            status_name(result) if isinstance(result, int) else result
+        )
+        audit_log.info(
+            "caller=%s client=%s operation=%s level=%s result=%s",
+            ctx.caller.user or "(anonymous)", ctx.client_address, operation,
+            "-" if level is None else level, outcome,
+            extra={
+                "caller": ctx.caller.user, "client_address": ctx.client_address, "operation": operation,
+                "level": level, "result": outcome,
+            },
+        )
+
+    # -- the operations ----------------------------------------------------------------------------
+
+    def _session_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.5; the rules are the table's.
+        req = NetrSessionEnumRequest.decode(stub)
+        r = self.table.enumerate(
+            ctx.caller, req.client_name, req.user_name, req.level, req.preferred_max_length, req.resume_handle
+        )
+        if r.fault is not None:
+            return Reply(fault=r.fault), req.level, r.status
+        resp = NetrSessionEnumResponse(r.level, list(r.entries), r.total_entries, r.resume_handle, r.status)
+        detail: int | str = r.status
+        if r.status in (NERR_Success, ERROR_MORE_DATA):
+            detail = f"{status_name(r.status)} entries={len(r.entries)}/{r.total_entries}"
+        return Reply(resp.encode()), req.level, detail
+
+    def _session_del(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.6; the table hands each ended session to its owner to tear down.
+        req = NetrSessionDelRequest.decode(stub)
+        try:
+            r = self.table.delete(ctx.caller, req.client_name, req.user_name)
+        except SessionCloseError as exc:
+            audit_log.error("closing deleted sessions failed: %r", exc.exceptions)
+            r = exc.result
+        detail: int | str = r.status
+        if r.status == NERR_Success:
+            detail = f"NERR_Success closed={len(r.closed)}"
+        return Reply(NetrSessionDelResponse(r.status).encode()), None, detail
+
+    def _share_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.8. The list is a handful of entries: all of them go in one answer, and the resume
+        # handle (if any) moves past them, so a caller paging on sees the end.
+        req = NetrShareEnumRequest.decode(stub)
+        entries: list[Any]
+        if req.level == 0:
+            entries = [SHARE_INFO_0(s.name) for s in self.shares]
+        elif req.level == 1:
+            entries = [SHARE_INFO_1(s.name, s.type, s.remark) for s in self.shares]
+        else:
+            resp = NetrShareEnumResponse(req.level, [], 0, req.resume_handle, ERROR_INVALID_LEVEL)
+            return Reply(resp.encode()), req.level, ERROR_INVALID_LEVEL
+        start = min(req.resume_handle or 0, len(entries))
+        entries = entries[start:]
+        resume = None if req.resume_handle is None else len(self.shares)
+        resp = NetrShareEnumResponse(req.level, entries, len(entries), resume, NERR_Success)
+        return Reply(resp.encode()), req.level, NERR_Success
+
+    def _share_get_info(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.10: share names compare case-insensitively.
+        req = NetrShareGetInfoRequest.decode(stub)
+        wanted = req.net_name.casefold()
+        share = next((s for s in self.shares if s.name.casefold() == wanted), None)
+        status: int
+        info: SHARE_INFO_0 | SHARE_INFO_1 | None = None
+        if req.level not in (0, 1):
+            status = ERROR_INVALID_LEVEL
+        elif share is None:
+            status = NERR_NetNameNotFound
+        else:
+            status = NERR_Success
+            if req.level == 0:
+                info = SHARE_INFO_0(share.name)
+            else:
+                info = SHARE_INFO_1(share.name, share.type, share.remark)
+        return Reply(NetrShareGetInfoResponse(req.level, info, status).encode()), req.level, status
+
+    def _server_get_info(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.17, levels 100 and 101.
+        req = NetrServerGetInfoRequest.decode(stub)
+        me = self.identity
+        info: SERVER_INFO_100 | SERVER_INFO_101 | None = None
+        status: int = NERR_Success
+        if req.level == 100:
+            info = SERVER_INFO_100(PLATFORM_ID_NT, me.name)
+        elif req.level == 101:
+            info = SERVER_INFO_101(
+                PLATFORM_ID_NT, me.name, me.version_major, me.version_minor, me.type, me.comment
+            )
+        else:
+            status = ERROR_INVALID_LEVEL
+        return Reply(NetrServerGetInfoResponse(req.level, info, status).encode()), req.level, status
