@@ -106,8 +106,8 @@ class AccessPolicy(enum.Enum):
     CLASSIC: levels 0 and 10 are open to every authenticated caller; 1, 2, 502 need Administrators or
     Server Operators (refused with the stub status ERROR_ACCESS_DENIED).
     HARDENED (Windows 10 1607 / Server 2019, NetCease): every level needs Administrators or Server
-    Operators; a caller refused at level 0 or 10 gets a DCE/RPC fault with status 5 instead of a stub
-    status. Levels 1, 2, 502 keep the stub status under both policies.
+    Operators, and a refused caller gets a DCE/RPC fault with status 5 instead of a stub status, whatever
+    the level. NetrSessionDel keeps its stub status under both policies.
     """
 
     CLASSIC = "classic"
@@ -452,10 +452,12 @@ class SessionTable:
         """Access check for enumerating at ``level``: None if allowed, else (status, fault)."""
         if caller.is_operator:
             return None
+        if self._policy is AccessPolicy.HARDENED:
+            # The hardened server refuses before the call runs: a fault PDU, status 5, at every level
+            # (FACTS.md §3: "a refused caller").
+            return ERROR_ACCESS_DENIED, int(ERROR_ACCESS_DENIED)
         if level in _PRIVILEGED_LEVELS:
             return ERROR_ACCESS_DENIED, None  # MS-SRVS note <53>: a stub status
-        if self._policy is AccessPolicy.HARDENED:
-            return ERROR_ACCESS_DENIED, int(ERROR_ACCESS_DENIED)  # a fault PDU, status 5 (FACTS.md §3)
         if not caller.authenticated:
             return ERROR_ACCESS_DENIED, None
         return None
