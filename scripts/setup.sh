@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up netsession on a fresh Debian machine: Samba's client and server tools (the interop peers, and
+# rpcclient/smbclient for trying the server by hand), a virtualenv in .venv with netsession and its test
+# dependencies. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for tool in smbd smbclient rpcclient smbstatus; do
+    command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: installing Samba's tools (missing: ${need_apt[*]})" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq samba smbclient samba-common-bin >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv 2>/dev/null || {
+        echo "setup: python3 -m venv failed; installing python3-venv" >&2
+        SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+        "$PYTHON" -m venv .venv
+    }
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v -e "^WARNING" -e "^$" || true
+.venv/bin/python -c "import netsession, impacket, smbprotocol, spnego" >/dev/null
+echo "setup: ready (.venv/bin/netsession)" >&2
