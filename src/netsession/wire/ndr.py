@@ -131,7 +131,7 @@ class NdrWriter:
     >>> w.unique_wstring("IPC$")        # top-level [in, string, unique] wchar_t*
     >>> w.u32(1)
     >>> len(w.getvalue())
-    28
+    32
     """
 
     __slots__ = ("_ref", "buf")
