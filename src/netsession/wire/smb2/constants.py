@@ -1,0 +1,461 @@
+"""SMB2/3 numbers, each defined once, by the names MS-SMB2 (and MS-ERREF, MS-FSCC) give them.
+
+Enum members drop the prefix their class name already says (``Command.TREE_CONNECT`` is "SMB2
+TREE_CONNECT", ``HeaderFlags.SIGNED`` is SMB2_FLAGS_SIGNED), except NTSTATUS and FSCTL codes, which keep
+their full well-known names (``NtStatus.STATUS_ACCESS_DENIED``, ``FsctlCode.FSCTL_PIPE_TRANSCEIVE``).
+Message fields are plain ``int``: a peer may send values no enum here knows.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, IntFlag
+
+# MS-SMB2 2.2.1 ProtocolId values, as the 4 bytes that open a message.
+SMB2_PROTOCOL_ID = b"\xfeSMB"  # 0x424D53FE
+SMB2_TRANSFORM_PROTOCOL_ID = b"\xfdSMB"  # 0x424D53FD, 2.2.41
+SMB2_COMPRESSION_PROTOCOL_ID = b"\xfcSMB"  # 0x424D53FC, 2.2.42
+SMB1_PROTOCOL_ID = b"\xffSMB"  # MS-SMB2 3.3.5.2: an SMB_COM_NEGOTIATE may arrive first
+
+
+class Command(IntEnum):
+    """MS-SMB2 2.2.1.2 Command."""
+
+    NEGOTIATE = 0x0000
+    SESSION_SETUP = 0x0001
+    LOGOFF = 0x0002
+    TREE_CONNECT = 0x0003
+    TREE_DISCONNECT = 0x0004
+    CREATE = 0x0005
+    CLOSE = 0x0006
+    FLUSH = 0x0007
+    READ = 0x0008
+    WRITE = 0x0009
+    LOCK = 0x000A
+    IOCTL = 0x000B
+    CANCEL = 0x000C
+    ECHO = 0x000D
+    QUERY_DIRECTORY = 0x000E
+    CHANGE_NOTIFY = 0x000F
+    QUERY_INFO = 0x0010
+    SET_INFO = 0x0011
+    OPLOCK_BREAK = 0x0012
+    SERVER_TO_CLIENT_NOTIFICATION = 0x0013  # 2.2.1.1, async header only
+
+
+class HeaderFlags(IntFlag):
+    """MS-SMB2 2.2.1.2 Flags (SMB2_FLAGS_*)."""
+
+    SERVER_TO_REDIR = 0x00000001
+    ASYNC_COMMAND = 0x00000002
+    RELATED_OPERATIONS = 0x00000004
+    SIGNED = 0x00000008
+    PRIORITY_MASK = 0x00000070
+    DFS_OPERATIONS = 0x10000000
+    REPLAY_OPERATION = 0x20000000
+
+
+class NtStatus(IntEnum):
+    """NTSTATUS values used by an SMB2 server (MS-ERREF 2.3.1)."""
+
+    STATUS_SUCCESS = 0x00000000
+    STATUS_PENDING = 0x00000103
+    STATUS_NOTIFY_CLEANUP = 0x0000010B
+    STATUS_INVALID_SMB = 0x00010002  # MS-CIFS 2.2.2.4 (ERRSRV/ERRerror); MS-ERREF lists no SMB-specific name
+    STATUS_BUFFER_OVERFLOW = 0x80000005
+    STATUS_UNSUCCESSFUL = 0xC0000001
+    STATUS_NOT_IMPLEMENTED = 0xC0000002
+    STATUS_INVALID_INFO_CLASS = 0xC0000003
+    STATUS_INFO_LENGTH_MISMATCH = 0xC0000004
+    STATUS_INVALID_HANDLE = 0xC0000008
+    STATUS_INVALID_PARAMETER = 0xC000000D
+    STATUS_INVALID_DEVICE_REQUEST = 0xC0000010
+    STATUS_END_OF_FILE = 0xC0000011
+    STATUS_MORE_PROCESSING_REQUIRED = 0xC0000016
+    STATUS_NO_MEMORY = 0xC0000017
+    STATUS_ACCESS_DENIED = 0xC0000022
+    STATUS_BUFFER_TOO_SMALL = 0xC0000023
+    STATUS_OBJECT_NAME_INVALID = 0xC0000033
+    STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
+    STATUS_OBJECT_NAME_COLLISION = 0xC0000035
+    STATUS_OBJECT_PATH_NOT_FOUND = 0xC000003A
+    STATUS_SHARING_VIOLATION = 0xC0000043
+    STATUS_NO_SUCH_USER = 0xC0000064
+    STATUS_WRONG_PASSWORD = 0xC000006A
+    STATUS_LOGON_FAILURE = 0xC000006D
+    STATUS_ACCOUNT_DISABLED = 0xC0000072
+    STATUS_INSUFFICIENT_RESOURCES = 0xC000009A
+    STATUS_PIPE_NOT_AVAILABLE = 0xC00000AC
+    STATUS_PIPE_BUSY = 0xC00000AE
+    STATUS_PIPE_DISCONNECTED = 0xC00000B0
+    STATUS_PIPE_CLOSING = 0xC00000B1
+    STATUS_IO_TIMEOUT = 0xC00000B5
+    STATUS_FILE_IS_A_DIRECTORY = 0xC00000BA
+    STATUS_NOT_SUPPORTED = 0xC00000BB
+    STATUS_INVALID_NETWORK_RESPONSE = 0xC00000C3
+    STATUS_NETWORK_NAME_DELETED = 0xC00000C9
+    STATUS_NETWORK_ACCESS_DENIED = 0xC00000CA
+    STATUS_BAD_NETWORK_NAME = 0xC00000CC
+    STATUS_REQUEST_NOT_ACCEPTED = 0xC00000D0
+    STATUS_PIPE_EMPTY = 0xC00000D9
+    STATUS_INTERNAL_ERROR = 0xC00000E5
+    STATUS_CANCELLED = 0xC0000120
+    STATUS_FILE_CLOSED = 0xC0000128
+    STATUS_PIPE_BROKEN = 0xC000014B
+    STATUS_USER_SESSION_DELETED = 0xC0000203
+    STATUS_INSUFF_SERVER_RESOURCES = 0xC0000205
+    STATUS_NETWORK_SESSION_EXPIRED = 0xC000035C
+    STATUS_SMB_NO_PREAUTH_INTEGRITY_HASH_OVERLAP = 0xC05D0000
+
+
+def nt_error(status: int) -> bool:
+    """True for NTSTATUS severity "error" (the top two bits set, MS-ERREF 2.3)."""
+    return (status >> 30) == 0b11
+
+
+class Dialect(IntEnum):
+    """MS-SMB2 2.2.3 Dialects / 2.2.4 DialectRevision."""
+
+    SMB_2_0_2 = 0x0202
+    SMB_2_1 = 0x0210
+    SMB_3_0 = 0x0300
+    SMB_3_0_2 = 0x0302
+    SMB_3_1_1 = 0x0311
+    SMB_2_WILDCARD = 0x02FF  # 2.2.4: answer to an SMB1 negotiate offering "SMB 2.???"
+
+
+SMB3_DIALECTS = frozenset({Dialect.SMB_3_0, Dialect.SMB_3_0_2, Dialect.SMB_3_1_1})
+
+
+class SecurityMode(IntFlag):
+    """MS-SMB2 2.2.3 / 2.2.4 SecurityMode (2 bytes; 1 byte in SESSION_SETUP 2.2.5)."""
+
+    SIGNING_ENABLED = 0x0001
+    SIGNING_REQUIRED = 0x0002
+
+
+class GlobalCapabilities(IntFlag):
+    """MS-SMB2 2.2.3 / 2.2.4 Capabilities (SMB2_GLOBAL_CAP_*)."""
+
+    DFS = 0x00000001
+    LEASING = 0x00000002
+    LARGE_MTU = 0x00000004
+    MULTI_CHANNEL = 0x00000008
+    PERSISTENT_HANDLES = 0x00000010
+    DIRECTORY_LEASING = 0x00000020
+    ENCRYPTION = 0x00000040
+    NOTIFICATIONS = 0x00000080
+
+
+class NegotiateContextType(IntEnum):
+    """MS-SMB2 2.2.3.1 ContextType."""
+
+    PREAUTH_INTEGRITY_CAPABILITIES = 0x0001
+    ENCRYPTION_CAPABILITIES = 0x0002
+    COMPRESSION_CAPABILITIES = 0x0003
+    NETNAME_NEGOTIATE_CONTEXT_ID = 0x0005
+    TRANSPORT_CAPABILITIES = 0x0006
+    RDMA_TRANSFORM_CAPABILITIES = 0x0007
+    SIGNING_CAPABILITIES = 0x0008
+    CONTEXTTYPE_RESERVED = 0x0100
+
+
+class HashAlgorithm(IntEnum):
+    """MS-SMB2 2.2.3.1.1 HashAlgorithms."""
+
+    SHA_512 = 0x0001
+
+
+class Cipher(IntEnum):
+    """MS-SMB2 2.2.3.1.2 Ciphers (0 in a response: no common cipher)."""
+
+    NONE = 0x0000
+    AES_128_CCM = 0x0001
+    AES_128_GCM = 0x0002
+    AES_256_CCM = 0x0003
+    AES_256_GCM = 0x0004
+
+
+class SigningAlgorithm(IntEnum):
+    """MS-SMB2 2.2.3.1.7 SigningAlgorithms."""
+
+    HMAC_SHA256 = 0x0000
+    AES_CMAC = 0x0001
+    AES_GMAC = 0x0002
+
+
+class CompressionAlgorithm(IntEnum):
+    """MS-SMB2 2.2.3.1.3 CompressionAlgorithms."""
+
+    NONE = 0x0000
+    LZNT1 = 0x0001
+    LZ77 = 0x0002
+    LZ77_HUFFMAN = 0x0003
+    PATTERN_V1 = 0x0004
+    LZ4 = 0x0005
+
+
+class SessionSetupFlags(IntFlag):
+    """MS-SMB2 2.2.5 Flags of the SESSION_SETUP request."""
+
+    BINDING = 0x01
+
+
+class SessionFlags(IntFlag):
+    """MS-SMB2 2.2.6 SessionFlags of the SESSION_SETUP response."""
+
+    IS_GUEST = 0x0001
+    IS_NULL = 0x0002
+    ENCRYPT_DATA = 0x0004
+
+
+class TreeConnectFlags(IntFlag):
+    """MS-SMB2 2.2.9 Flags (3.1.1 only; reserved before)."""
+
+    CLUSTER_RECONNECT = 0x0001
+    REDIRECT_TO_OWNER = 0x0002
+    EXTENSION_PRESENT = 0x0004
+
+
+class ShareType(IntEnum):
+    """MS-SMB2 2.2.10 ShareType."""
+
+    DISK = 0x01
+    PIPE = 0x02
+    PRINT = 0x03
+
+
+class ShareFlags(IntFlag):
+    """MS-SMB2 2.2.10 ShareFlags (MANUAL_CACHING is 0)."""
+
+    DFS = 0x00000001
+    DFS_ROOT = 0x00000002
+    AUTO_CACHING = 0x00000010
+    VDO_CACHING = 0x00000020
+    NO_CACHING = 0x00000030
+    RESTRICT_EXCLUSIVE_OPENS = 0x00000100
+    FORCE_SHARED_DELETE = 0x00000200
+    ALLOW_NAMESPACE_CACHING = 0x00000400
+    ACCESS_BASED_DIRECTORY_ENUM = 0x00000800
+    FORCE_LEVELII_OPLOCK = 0x00001000
+    ENABLE_HASH_V1 = 0x00002000
+    ENABLE_HASH_V2 = 0x00004000
+    ENCRYPT_DATA = 0x00008000
+    IDENTITY_REMOTING = 0x00040000
+    COMPRESS_DATA = 0x00100000
+    ISOLATED_TRANSPORT = 0x00200000
+
+
+class ShareCapabilities(IntFlag):
+    """MS-SMB2 2.2.10 Capabilities (SMB2_SHARE_CAP_*)."""
+
+    DFS = 0x00000008
+    CONTINUOUS_AVAILABILITY = 0x00000010
+    SCALEOUT = 0x00000020
+    CLUSTER = 0x00000040
+    ASYMMETRIC = 0x00000080
+    REDIRECT_TO_OWNER = 0x00000100
+
+
+class OplockLevel(IntEnum):
+    """MS-SMB2 2.2.13 RequestedOplockLevel / 2.2.14 OplockLevel."""
+
+    NONE = 0x00
+    II = 0x01
+    EXCLUSIVE = 0x08
+    BATCH = 0x09
+    LEASE = 0xFF
+
+
+class ImpersonationLevel(IntEnum):
+    """MS-SMB2 2.2.13 ImpersonationLevel."""
+
+    ANONYMOUS = 0
+    IDENTIFICATION = 1
+    IMPERSONATION = 2
+    DELEGATE = 3
+
+
+class AccessMask(IntFlag):
+    """MS-SMB2 2.2.13.1.1 File_Pipe_Printer_Access_Mask."""
+
+    FILE_READ_DATA = 0x00000001
+    FILE_WRITE_DATA = 0x00000002
+    FILE_APPEND_DATA = 0x00000004
+    FILE_READ_EA = 0x00000008
+    FILE_WRITE_EA = 0x00000010
+    FILE_EXECUTE = 0x00000020
+    FILE_DELETE_CHILD = 0x00000040
+    FILE_READ_ATTRIBUTES = 0x00000080
+    FILE_WRITE_ATTRIBUTES = 0x00000100
+    DELETE = 0x00010000
+    READ_CONTROL = 0x00020000
+    WRITE_DAC = 0x00040000
+    WRITE_OWNER = 0x00080000
+    SYNCHRONIZE = 0x00100000
+    ACCESS_SYSTEM_SECURITY = 0x01000000
+    MAXIMUM_ALLOWED = 0x02000000
+    GENERIC_ALL = 0x10000000
+    GENERIC_EXECUTE = 0x20000000
+    GENERIC_WRITE = 0x40000000
+    GENERIC_READ = 0x80000000
+
+
+class ShareAccess(IntFlag):
+    """MS-SMB2 2.2.13 ShareAccess."""
+
+    FILE_SHARE_READ = 0x00000001
+    FILE_SHARE_WRITE = 0x00000002
+    FILE_SHARE_DELETE = 0x00000004
+
+
+class CreateDisposition(IntEnum):
+    """MS-SMB2 2.2.13 CreateDisposition (ignored for named pipes)."""
+
+    FILE_SUPERSEDE = 0
+    FILE_OPEN = 1
+    FILE_CREATE = 2
+    FILE_OPEN_IF = 3
+    FILE_OVERWRITE = 4
+    FILE_OVERWRITE_IF = 5
+
+
+class CreateOptions(IntFlag):
+    """MS-SMB2 2.2.13 CreateOptions (the ones a pipe server looks at)."""
+
+    FILE_DIRECTORY_FILE = 0x00000001
+    FILE_WRITE_THROUGH = 0x00000002
+    FILE_SEQUENTIAL_ONLY = 0x00000004
+    FILE_NO_INTERMEDIATE_BUFFERING = 0x00000008
+    FILE_SYNCHRONOUS_IO_ALERT = 0x00000010
+    FILE_SYNCHRONOUS_IO_NONALERT = 0x00000020
+    FILE_NON_DIRECTORY_FILE = 0x00000040
+    FILE_COMPLETE_IF_OPLOCKED = 0x00000100
+    FILE_NO_EA_KNOWLEDGE = 0x00000200
+    FILE_OPEN_REMOTE_INSTANCE = 0x00000400
+    FILE_RANDOM_ACCESS = 0x00000800
+    FILE_DELETE_ON_CLOSE = 0x00001000
+    FILE_OPEN_BY_FILE_ID = 0x00002000
+    FILE_OPEN_FOR_BACKUP_INTENT = 0x00004000
+    FILE_NO_COMPRESSION = 0x00008000
+    FILE_OPEN_REQUIRING_OPLOCK = 0x00010000
+    FILE_DISALLOW_EXCLUSIVE = 0x00020000
+    FILE_RESERVE_OPFILTER = 0x00100000
+    FILE_OPEN_REPARSE_POINT = 0x00200000
+    FILE_OPEN_NO_RECALL = 0x00400000
+    FILE_OPEN_FOR_FREE_SPACE_QUERY = 0x00800000
+
+
+class CreateAction(IntEnum):
+    """MS-SMB2 2.2.14 CreateAction."""
+
+    FILE_SUPERSEDED = 0
+    FILE_OPENED = 1
+    FILE_CREATED = 2
+    FILE_OVERWRITTEN = 3
+
+
+class FileAttributes(IntFlag):
+    """MS-FSCC 2.6 file attributes (those an SMB2 pipe open reports)."""
+
+    READONLY = 0x00000001
+    HIDDEN = 0x00000002
+    SYSTEM = 0x00000004
+    DIRECTORY = 0x00000010
+    ARCHIVE = 0x00000020
+    NORMAL = 0x00000080
+
+
+class CloseFlags(IntFlag):
+    """MS-SMB2 2.2.15 Flags."""
+
+    POSTQUERY_ATTRIB = 0x0001
+
+
+class ReadFlags(IntFlag):
+    """MS-SMB2 2.2.19 Flags."""
+
+    READ_UNBUFFERED = 0x01
+    REQUEST_COMPRESSED = 0x02
+
+
+class WriteFlags(IntFlag):
+    """MS-SMB2 2.2.21 Flags."""
+
+    WRITE_THROUGH = 0x00000001
+    WRITE_UNBUFFERED = 0x00000002
+
+
+class Channel(IntEnum):
+    """MS-SMB2 2.2.19 / 2.2.21 Channel."""
+
+    NONE = 0x00000000
+    RDMA_V1 = 0x00000001
+    RDMA_V1_INVALIDATE = 0x00000002
+    RDMA_TRANSFORM = 0x00000003
+
+
+class IoctlFlags(IntFlag):
+    """MS-SMB2 2.2.31 Flags."""
+
+    IS_FSCTL = 0x00000001  # SMB2_0_IOCTL_IS_FSCTL
+
+
+class FsctlCode(IntEnum):
+    """MS-SMB2 2.2.31 CtlCode values with SMB2-specific processing."""
+
+    FSCTL_DFS_GET_REFERRALS = 0x00060194
+    FSCTL_PIPE_PEEK = 0x0011400C
+    FSCTL_PIPE_WAIT = 0x00110018
+    FSCTL_PIPE_TRANSCEIVE = 0x0011C017
+    FSCTL_SRV_COPYCHUNK = 0x001440F2
+    FSCTL_SRV_ENUMERATE_SNAPSHOTS = 0x00144064
+    FSCTL_SRV_REQUEST_RESUME_KEY = 0x00140078
+    FSCTL_SRV_READ_HASH = 0x001441BB
+    FSCTL_SRV_COPYCHUNK_WRITE = 0x001480F2
+    FSCTL_LMR_REQUEST_RESILIENCY = 0x001401D4
+    FSCTL_QUERY_NETWORK_INTERFACE_INFO = 0x001401FC
+    FSCTL_SET_REPARSE_POINT = 0x000900A4
+    FSCTL_DFS_GET_REFERRALS_EX = 0x000601B0
+    FSCTL_FILE_LEVEL_TRIM = 0x00098208
+    FSCTL_VALIDATE_NEGOTIATE_INFO = 0x00140204
+
+
+class InfoType(IntEnum):
+    """MS-SMB2 2.2.37 InfoType."""
+
+    FILE = 0x01
+    FILESYSTEM = 0x02
+    SECURITY = 0x03
+    QUOTA = 0x04
+
+
+class FileInformationClass(IntEnum):
+    """MS-FSCC 2.4 FILE_INFORMATION_CLASS values a client may query on a pipe."""
+
+    FileBasicInformation = 4
+    FileStandardInformation = 5
+    FileInternalInformation = 6
+    FileEaInformation = 7
+    FileAccessInformation = 8
+    FilePositionInformation = 14
+    FileModeInformation = 16
+    FileAlignmentInformation = 17
+    FileAllInformation = 18
+    FilePipeInformation = 23
+    FilePipeLocalInformation = 24
+    FilePipeRemoteInformation = 25
+    FileNetworkOpenInformation = 34
+    FileAttributeTagInformation = 35
+
+
+class TransformFlags(IntEnum):
+    """MS-SMB2 2.2.41 Flags/EncryptionAlgorithm (the same value 0x0001 in every 3.x dialect)."""
+
+    ENCRYPTED = 0x0001  # 3.1.1 "Encrypted"; 3.0/3.0.2 SMB2_ENCRYPTION_AES128_CCM
+
+
+class ErrorId(IntEnum):
+    """MS-SMB2 2.2.2.1 ErrorId."""
+
+    DEFAULT = 0x00000000
+    SHARE_REDIRECT = 0x72645253
