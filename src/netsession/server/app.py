@@ -1,0 +1,143 @@
+"""The netsession server's state: one session table, the srvsvc service, the accounts, and the SMB
+backend that ties every authenticated SMB session to its row in the table.
+
+:class:`NetsessionServer` is the :class:`~netsession.wire.smb2.connection.Backend` of every SMB
+connection: it adds a row when a session is established, touches it on each request, counts pipe opens,
+removes it when the session ends — and, when NetrSessionDel hands a row back, ends that SMB session for
+real through its connection. The asyncio listeners (:mod:`netsession.server.listener`) drive it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from netsession.groups import ADMINISTRATORS, USERS
+from netsession.records import SESS_GUEST
+from netsession.server.accounts import AccountStore
+from netsession.server.pipes import RpcEndpoint, RpcPipe
+from netsession.server.srvsvc import CallContext, ServerIdentity, SrvsvcService
+from netsession.table import AccessPolicy, Caller, SessionTable
+from netsession.table import Session as TableRow
+from netsession.wire.smb2.auth import Identity, NtlmAuthenticator
+from netsession.wire.smb2.connection import ServerConfig, ServerConnection, Session
+from netsession.wire.srvsvc import SRVSVC_PIPE
+
+log = logging.getLogger("netsession.server")
+
+# 100-ns intervals between 1601-01-01 and 1970-01-01 (MS-DTYP §2.3.3 FILETIME).
+_FILETIME_EPOCH = 116444736000000000
+
+
+def filetime_now() -> int:
+    return _FILETIME_EPOCH + time.time_ns() // 100
+
+
+@dataclass
+class ServerOptions:
+    """What `netsession serve` is told."""
+
+    name: str = field(default_factory=lambda: socket.gethostname().split(".")[0].upper()[:15] or "NETSESSION")
+    policy: AccessPolicy = AccessPolicy.CLASSIC
+    allow_guest: bool = False
+    require_signing: bool = True
+    encrypt_data: bool = False
+    max_connections: int = 16384
+    idle_timeout: float = 900.0  # seconds without a byte before a connection is dropped (Windows: 15 min)
+
+
+def caller_of(identity: Identity) -> Caller:
+    """The srvsvc caller for an SMB logon: guests and anonymous are not authenticated users."""
+    return Caller(identity.user, identity.groups, not (identity.is_guest or identity.is_anonymous))
+
+
+class NetsessionServer:
+    """The server's state and the SMB backend. ``on_connection_changed(conn)`` is the driver's hook:
+    called when something outside a connection's own traffic (NetrSessionDel from another client) has
+    queued output for it or decided it must close."""
+
+    def __init__(
+        self,
+        options: ServerOptions,
+        accounts: AccountStore,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.options = options
+        self.accounts = accounts
+        self.table = SessionTable(options.policy, clock=clock)
+        self.service = SrvsvcService(self.table, ServerIdentity(options.name))
+        self.authenticator = NtlmAuthenticator(
+            accounts, server_name=options.name, entropy=os.urandom, clock=time.time,
+            allow_guest=options.allow_guest,
+        )
+        self.smb_config = ServerConfig(
+            require_signing=options.require_signing, encrypt_data=options.encrypt_data
+        )
+        self.on_connection_changed: Callable[[ServerConnection], None] = lambda conn: None
+
+    def new_connection(self, client_address: str) -> ServerConnection:
+        return ServerConnection(
+            self.smb_config, self.authenticator, self, client_address=client_address, clock=filetime_now
+        )
+
+    # -- Backend -------------------------------------------------------------------------------------
+
+    def session_established(self, session: Session) -> None:
+        identity = session.identity
+        assert identity is not None
+        # MS-SMB2 §3.3.4.18: cname is the client's address (the table writes it \\a.b.c.d / \\[v6]).
+        session.owner = self.table.add(
+            session.client_address,
+            identity.user,
+            user_flags=SESS_GUEST if identity.is_guest else 0,
+            on_close=lambda row: self._end_deleted(session),
+        )
+        log.info(
+            "session %#x established: %s from %s", session.session_id, identity.principal or "(anonymous)",
+            session.client_address,
+        )
+
+    def session_active(self, session: Session) -> None:
+        row: TableRow | None = session.owner
+        if row is not None:
+            row.touch()
+
+    def session_ended(self, session: Session) -> None:
+        row: TableRow | None = session.owner
+        if row is not None:
+            row.remove()
+        log.info("session %#x ended (%s)", session.session_id, session.client_address)
+
+    def open_pipe(self, session: Session, name: str) -> RpcPipe | None:
+        if name.casefold() != SRVSVC_PIPE or session.identity is None:
+            return None
+        row: TableRow = session.owner
+        row.opened()
+        context = CallContext(caller_of(session.identity), session.client_address)
+        return RpcPipe(RpcEndpoint(self.service, context), on_close=row.closed)
+
+    def _end_deleted(self, session: Session) -> None:
+        """NetrSessionDel chose this session: end it in its connection (MS-SRVS §3.1.4.6)."""
+        log.info("session %#x deleted by NetrSessionDel (%s)", session.session_id, session.client_address)
+        session.connection.close_session(session.session_id)
+        self.on_connection_changed(session.connection)
+
+    # -- the local computer (ncalrpc) ----------------------------------------------------------------
+
+    def local_caller(self, uid: int) -> Caller:
+        """FACTS/issue: root or the server's own user is an administrator; anyone else an authenticated
+        user."""
+        try:
+            import pwd
+
+            user = pwd.getpwuid(uid).pw_name
+        except (ImportError, KeyError):
+            user = f"uid{uid}"
+        if uid in (0, os.geteuid()):
+            return Caller(user, frozenset({ADMINISTRATORS}))
+        return Caller(user, frozenset({USERS}))

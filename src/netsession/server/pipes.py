@@ -1,0 +1,82 @@
+"""Named pipes whose far end is a DCE/RPC server association: ``\\PIPE\\srvsvc``.
+
+The layers nest the way wsproto nests h11: an SMB open of the pipe (:class:`RpcPipe`) feeds what the
+client writes to a :class:`~netsession.wire.dcerpc.ServerAssociation`, hands each reassembled request to
+the :class:`~netsession.server.srvsvc.SrvsvcService` with the caller of the SMB session, and keeps the
+response PDUs as the pipe's messages, which reads and transceives take (MS-SMB2 §3.3.5.15.6: a message
+longer than the read is returned in parts, with STATUS_BUFFER_OVERFLOW until its end).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from netsession.server.srvsvc import CallContext, SrvsvcService
+from netsession.wire.dcerpc import DceRpcError, Interface, RequestReceived, ServerAssociation, SyntaxId
+from netsession.wire.srvsvc import SRVSVC_UUID, SRVSVC_VERSION
+
+log = logging.getLogger("netsession.server")
+
+SRVSVC_SYNTAX: Final = SyntaxId.parse(SRVSVC_UUID, *SRVSVC_VERSION)
+
+
+class RpcEndpoint:
+    """One DCE/RPC association serving srvsvc for one caller: PDUs in, PDUs out (sans-I/O)."""
+
+    def __init__(self, service: SrvsvcService, context: CallContext) -> None:
+        self.service = service
+        self.context = context
+        self.association = ServerAssociation([Interface(SRVSVC_SYNTAX, service.opnums)])
+        self.broken = False
+
+    def receive(self, data: bytes) -> list[bytes]:
+        """Feed client bytes; returns the PDUs to send back. After a protocol error the association has
+        queued its fault or bind_nak (returned here) and :attr:`broken` is set."""
+        try:
+            events = self.association.receive_data(data)
+        except DceRpcError as exc:
+            log.info("DCE/RPC protocol error from %s: %s", self.context.client_address, exc)
+            self.broken = True
+            events = []
+        for event in events:
+            if isinstance(event, RequestReceived):
+                reply = self.service.call(self.context, event.opnum, event.stub)
+                if reply.fault is not None:
+                    self.association.fault(event.call_id, reply.fault)
+                else:
+                    self.association.respond(event.call_id, reply.stub)
+        return self.association.data_to_send()
+
+
+class RpcPipe:
+    """An SMB open of the srvsvc pipe, in message mode (the :class:`~netsession.wire.smb2.connection.Pipe`
+    the SMB layer drives). ``on_close`` runs once, when the open is closed."""
+
+    def __init__(self, endpoint: RpcEndpoint, on_close: Callable[[], None]) -> None:
+        self._endpoint = endpoint
+        self._messages: deque[memoryview] = deque()
+        self._on_close: Callable[[], None] | None = on_close
+
+    def write(self, data: bytes) -> None:
+        self._messages.extend(memoryview(pdu) for pdu in self._endpoint.receive(data))
+
+    def read(self, max_length: int) -> tuple[bytes, int]:
+        """Up to ``max_length`` bytes of the first pending message and how much of it is left. Replies
+        already queued stay readable after close (the caller may have ended its own session)."""
+        if not self._messages:
+            return b"", 0
+        message = self._messages[0]
+        chunk, rest = message[:max_length], message[max_length:]
+        if len(rest):
+            self._messages[0] = rest
+        else:
+            self._messages.popleft()
+        return bytes(chunk), len(rest)
+
+    def close(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()

@@ -1,0 +1,978 @@
+"""The server side of one SMB2/3 connection, sans-I/O (MS-SMB2 §3.3), for a named-pipe server.
+
+:class:`ServerConnection` is fed the bytes a client sent and queues the bytes to send back::
+
+    conn = ServerConnection(config, authenticator, backend, clock=filetime_now)
+    conn.receive_data(data)          # Direct TCP stream bytes, any split
+    transport.write(conn.data_to_send())
+    if conn.closing: transport.close()
+
+It negotiates 2.0.2 to 3.1.1 (and answers an SMB1 multi-protocol NEGOTIATE so clients move to SMB2),
+authenticates through an :class:`~netsession.wire.smb2.auth.Authenticator`, signs and verifies, encrypts
+and decrypts, and serves one share, ``IPC$``, whose files are named pipes that a :class:`Backend` opens.
+The backend also hears of every session's life (established, active, ended), which is how the server's
+session table stays the truth; :meth:`ServerConnection.close_session` is how NetrSessionDel ends one.
+
+Nothing here reads a clock or touches a socket: the FILETIME clock and the random source are passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, auto
+from typing import Any, Protocol
+
+from .auth import AuthContext, AuthenticationFailed, Authenticator, Identity
+from .codec import Smb2DecodeError
+from .compound import build_compound, split_compound
+from .constants import (
+    Cipher,
+    Command,
+    Dialect,
+    FileAttributes,
+    FileInformationClass,
+    FsctlCode,
+    GlobalCapabilities,
+    HashAlgorithm,
+    HeaderFlags,
+    InfoType,
+    IoctlFlags,
+    NegotiateContextType,
+    NtStatus,
+    SecurityMode,
+    SessionFlags,
+    SessionSetupFlags,
+    ShareFlags,
+    ShareType,
+    SigningAlgorithm,
+)
+from .create import FILE_ID_ANY, CloseResponse, CreateResponse, FileId, FlushResponse
+from .crypto import (
+    INITIAL_PREAUTH_HASH,
+    SessionKeys,
+    Smb2IntegrityError,
+    decrypt_message,
+    derive_session_keys,
+    encrypt_message,
+    nonce_size,
+    preauth_hash,
+    sign_message,
+    signing_algorithm_for,
+    verify_signature,
+)
+from .header import Smb2Header, TransformHeader
+from .messages import (
+    CloseRequest,
+    CreateRequest,
+    EchoResponse,
+    ErrorResponse,
+    FlushRequest,
+    IoctlRequest,
+    IoctlResponse,
+    LogoffResponse,
+    QueryInfoRequest,
+    QueryInfoResponse,
+    RawBody,
+    ReadRequest,
+    ReadResponse,
+    Request,
+    SessionSetupRequest,
+    SessionSetupResponse,
+    TreeConnectRequest,
+    TreeConnectResponse,
+    TreeDisconnectRequest,
+    TreeDisconnectResponse,
+    WriteRequest,
+    WriteResponse,
+    decode_request,
+)
+from .negotiate import (
+    EncryptionCapabilities,
+    NegotiateRequest,
+    NegotiateResponse,
+    PreauthIntegrityCapabilities,
+    SigningCapabilities,
+    Smb1NegotiateRequest,
+)
+from .payloads import FileStandardInformation, ValidateNegotiateInfoRequest, ValidateNegotiateInfoResponse
+from .transport import DirectTcpDeframer, frame
+
+SMB1_PROTOCOL_ID = b"\xffSMB"
+SMB2_PROTOCOL_ID = b"\xfeSMB"
+TRANSFORM_PROTOCOL_ID = b"\xfdSMB"
+DIALECT_WILDCARD = 0x02FF  # MS-SMB2 §3.3.5.3.1: "SMB 2.???"
+IPC_SHARE = "IPC$"
+STATUS_NOT_FOUND = 0xC0000225  # MS-ERREF 2.3.1: what a server without DFS answers a referral request
+_KNOWN_COMMANDS = frozenset(int(c) for c in Command)
+# Before NEGOTIATE a peer gets no more than this (MS-SMB2 §3.3.5.2: 64 KiB without multi-credit).
+PRE_NEGOTIATE_MAX_MESSAGE = 0x10000
+# What a client may have outstanding at most, and what a response grants at most.
+MAX_OUTSTANDING_CREDITS = 512
+# MS-FSCC §2.4.41 FilePipeInformation (ReadMode, CompletionMode), message mode, queued operation.
+_PIPE_INFO = struct.Struct("<II")
+_BASIC_INFO = struct.Struct("<QQQQII")  # MS-FSCC §2.4.7
+_NETWORK_OPEN_INFO = struct.Struct("<QQQQQQII")  # MS-FSCC §2.4.29
+PIPE_ALLOCATION_SIZE = 4096
+# MS-SMB2 §2.2.10: MaximalAccess of IPC$ as Windows grants it to an authenticated user.
+IPC_MAXIMAL_ACCESS = 0x001F01FF
+_UNIMPLEMENTED = frozenset(
+    (Command.LOCK, Command.QUERY_DIRECTORY, Command.CHANGE_NOTIFY, Command.SET_INFO, Command.OPLOCK_BREAK)
+)
+# Commands that need no session (MS-SMB2 §3.3.5.2.9) or no tree (§3.3.5.2.11).
+_SESSIONLESS = frozenset((Command.NEGOTIATE, Command.SESSION_SETUP, Command.ECHO, Command.CANCEL))
+_TREE_COMMANDS = frozenset(
+    (
+        Command.TREE_DISCONNECT,
+        Command.CREATE,
+        Command.CLOSE,
+        Command.FLUSH,
+        Command.READ,
+        Command.WRITE,
+        Command.IOCTL,
+        Command.QUERY_INFO,
+    )
+)
+
+
+class Pipe(Protocol):
+    """One open of a named pipe, in message mode: each write is a message in, replies come out as
+    messages that reads take in pieces."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def read(self, max_length: int) -> tuple[bytes, int]:
+        """Up to ``max_length`` bytes of the current message, and how many bytes of it remain."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """What the server behind the connection provides and is told.
+
+    ``session_established`` / ``session_ended`` bracket every authenticated session (ended by LOGOFF,
+    by the connection's loss, or by :meth:`ServerConnection.close_session`); ``session_active`` is
+    called for each request on it (idle time); ``open_pipe`` opens a named pipe on IPC$ (None: no such
+    pipe) and the connection closes what it opened.
+    """
+
+    def session_established(self, session: Session) -> None: ...
+
+    def session_active(self, session: Session) -> None: ...
+
+    def session_ended(self, session: Session) -> None: ...
+
+    def open_pipe(self, session: Session, name: str) -> Pipe | None: ...
+
+
+@dataclass
+class ServerConfig:
+    """How the server negotiates. Signing is required by default; ``encrypt_data`` makes every 3.x
+    session encrypted (MS-SMB2 §3.3.1.5 Server.EncryptData) and refuses clients that cannot."""
+
+    server_guid: uuid.UUID = field(default_factory=uuid.uuid4)
+    dialects: tuple[int, ...] = (
+        Dialect.SMB_2_0_2,
+        Dialect.SMB_2_1,
+        Dialect.SMB_3_0,
+        Dialect.SMB_3_0_2,
+        Dialect.SMB_3_1_1,
+    )
+    require_signing: bool = True
+    encrypt_data: bool = False
+    max_transact_size: int = 0x100000
+    max_read_size: int = 0x100000
+    max_write_size: int = 0x100000
+    # Preference order for 3.1.1 (MS-SMB2 §3.3.5.4 lets the server choose among the client's offers).
+    ciphers: tuple[int, ...] = (
+        Cipher.AES_128_GCM,
+        Cipher.AES_128_CCM,
+        Cipher.AES_256_GCM,
+        Cipher.AES_256_CCM,
+    )
+    signing_algorithms: tuple[int, ...] = (
+        SigningAlgorithm.AES_GMAC,
+        SigningAlgorithm.AES_CMAC,
+        SigningAlgorithm.HMAC_SHA256,
+    )
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest request the transport accepts once negotiated (MS-SMB2 §3.3.5.2)."""
+        return max(self.max_transact_size, self.max_read_size, self.max_write_size) + 0x1000
+
+
+class SessionState(Enum):
+    IN_PROGRESS = auto()
+    VALID = auto()
+
+
+@dataclass(eq=False)
+class Open:
+    """An open of a named pipe (MS-SMB2 §3.3.1.10)."""
+
+    file_id: FileId
+    tree: TreeConnect
+    name: str
+    pipe: Pipe
+
+
+@dataclass(eq=False)
+class TreeConnect:
+    """MS-SMB2 §3.3.1.9."""
+
+    tree_id: int
+    share: str
+    opens: dict[int, Open] = field(default_factory=dict)  # by volatile FileId
+
+
+@dataclass(eq=False)
+class Session:
+    """MS-SMB2 §3.3.1.8, the part a pipe server needs. ``owner`` is the backend's own handle on it
+    (the server keeps its session-table row there)."""
+
+    session_id: int
+    connection: ServerConnection
+    state: SessionState = SessionState.IN_PROGRESS
+    auth: AuthContext | None = None
+    identity: Identity | None = None
+    keys: SessionKeys | None = None
+    signing_required: bool = False
+    encrypt_data: bool = False
+    preauth_hash: bytes = INITIAL_PREAUTH_HASH
+    trees: dict[int, TreeConnect] = field(default_factory=dict)
+    owner: Any = None
+
+    @property
+    def client_address(self) -> str:
+        return self.connection.client_address
+
+    @property
+    def num_opens(self) -> int:
+        return sum(len(t.opens) for t in self.trees.values())
+
+
+class _Terminate(Exception):
+    """The connection must end (MS-SMB2 says "disconnect" / "terminate the connection")."""
+
+
+@dataclass
+class _Chain:
+    """What a compound chain's related requests inherit (MS-SMB2 §3.3.5.2.7.2)."""
+
+    session_id: int = 0
+    tree_id: int = 0
+    file_id: FileId | None = None
+    status: int = NtStatus.STATUS_SUCCESS
+
+
+class ServerConnection:
+    """One client connection's SMB2 state (MS-SMB2 §3.3.1.7) and its processing rules."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        authenticator: Authenticator,
+        backend: Backend,
+        *,
+        client_address: str = "",
+        clock: Callable[[], int],
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.config = config
+        self.authenticator = authenticator
+        self.backend = backend
+        self.client_address = client_address
+        self._clock = clock  # FILETIME now
+        self._random = random
+        self._deframer = DirectTcpDeframer(PRE_NEGOTIATE_MAX_MESSAGE)
+        self._out = bytearray()
+        self.closing = False
+        self.close_reason = ""
+        # Negotiated state (MS-SMB2 §3.3.1.7).
+        self.dialect: int | None = None
+        self._smb1_wildcard_answered = False
+        self.client_guid: uuid.UUID | None = None
+        self.client_capabilities = 0
+        self.client_security_mode = 0
+        self.client_dialects: tuple[int, ...] = ()
+        self.capabilities = 0
+        self.cipher: int = Cipher.NONE
+        self.signing_algorithm: int | None = None
+        self.preauth_hash = INITIAL_PREAUTH_HASH
+        self.sessions: dict[int, Session] = {}
+        # The command sequence window (§3.3.1.1): ids in [_seq_low, _seq_high) may be used once.
+        self._seq_low = 0
+        self._seq_high = 1
+        self._seq_used: set[int] = set()
+        self._next_tree_id = 1
+        self._next_file_id = 1
+
+    # -- the driver's side ----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the transport. Complete messages are processed at once; their responses are
+        queued for :meth:`data_to_send`. A protocol violation sets :attr:`closing`."""
+        if self.closing:
+            return
+        try:
+            for message in self._deframer.receive_data(data):
+                self._process_transport_message(message)
+                if self.closing:
+                    break
+        except (_Terminate, Smb2DecodeError) as exc:
+            self._terminate(str(exc))
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def connection_lost(self) -> None:
+        """The transport is gone: every session ends (MS-SMB2 §3.3.7.1)."""
+        self.closing = True
+        for session in list(self.sessions.values()):
+            self._end_session(session)
+
+    def close_session(self, session_id: int) -> None:
+        """End a session from outside (NetrSessionDel, MS-SMB2 §3.3.4.12): its opens are closed, its trees
+        disconnected, and the client's next request on it is answered STATUS_USER_SESSION_DELETED. A
+        connection left with no session is closed once what is queued has been sent."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self._end_session(session)
+        if not any(s.state is SessionState.VALID for s in self.sessions.values()):
+            self._terminate("its last session was deleted")
+
+    # -- transport messages ---------------------------------------------------------------------------
+
+    def _terminate(self, reason: str) -> None:
+        if not self.closing:
+            self.closing = True
+            self.close_reason = reason
+
+    def _send(self, message: bytes) -> None:
+        self._out += frame(message)
+
+    def _process_transport_message(self, message: bytes) -> None:
+        protocol = message[:4]
+        if protocol == SMB1_PROTOCOL_ID:
+            self._smb1_negotiate(message)
+            return
+        encrypted_session: Session | None = None
+        if protocol == TRANSFORM_PROTOCOL_ID:
+            encrypted_session, message = self._decrypt(message)
+        elif protocol != SMB2_PROTOCOL_ID:
+            raise _Terminate(f"unknown protocol id {protocol!r}")  # incl. compression (never negotiated)
+        responses: list[tuple[bytearray, Session | None, bool]] = []
+        chain = _Chain()
+        for i, part in enumerate(split_compound(message)):
+            response = self._process_message(part, chain, first=i == 0, encrypted=encrypted_session)
+            if response is not None:
+                responses.append(response)
+        if responses:
+            self._send_responses(responses, encrypted_session)
+
+    def _decrypt(self, message: bytes) -> tuple[Session, bytes]:
+        # MS-SMB2 §3.3.5.2.1.1.
+        if self.dialect is None or self.dialect < Dialect.SMB_3_0:
+            raise _Terminate("TRANSFORM_HEADER before an SMB 3.x dialect was negotiated")
+        transform = TransformHeader.decode(message)
+        session = self.sessions.get(transform.session_id)
+        if session is None or session.keys is None or session.keys.decryption_key is None:
+            raise _Terminate("encrypted message for an unknown session")
+        try:
+            _, plain = decrypt_message(message, session.keys.decryption_key, cipher=self._cipher())
+        except Smb2IntegrityError as exc:
+            raise _Terminate(f"decryption failed: {exc}") from None
+        if plain[:4] != SMB2_PROTOCOL_ID:
+            raise _Terminate("decrypted message is not SMB2")
+        return session, plain
+
+    def _cipher(self) -> int:
+        return self.cipher if self.dialect == Dialect.SMB_3_1_1 else Cipher.AES_128_CCM
+
+    def _send_responses(
+        self, responses: list[tuple[bytearray, Session | None, bool]], encrypted: Session | None
+    ) -> None:
+        """Chain, sign each element, encrypt the whole when the request was (MS-SMB2 §3.3.4.1)."""
+        signers = []
+        for _, session, sign in responses:
+            signers.append(session if sign and encrypted is None else None)
+        it = iter(signers)
+
+        def signer(part: bytearray) -> None:
+            session = next(it)
+            if session is not None and session.keys is not None:
+                sign_message(part, session.keys.signing_key, self._signing_algorithm())
+
+        chained = build_compound([r for r, _, _ in responses], signer=signer)
+        target = encrypted
+        if target is None:
+            # A session that requires encryption gets encrypted responses (§3.3.4.1.4).
+            target = next((s for _, s, _ in responses if s is not None and s.encrypt_data), None)
+        if target is not None and target.keys is not None and target.keys.encryption_key is not None:
+            cipher = self._cipher()
+            nonce = self._random(nonce_size(cipher))
+            chained = encrypt_message(
+                chained, target.keys.encryption_key, cipher=cipher, session_id=target.session_id, nonce=nonce
+            )
+        self._send(chained)
+
+    def _signing_algorithm(self) -> int:
+        assert self.dialect is not None
+        return signing_algorithm_for(self.dialect, self.signing_algorithm)
+
+    # -- the command sequence window (MS-SMB2 §3.3.1.1, §3.3.5.2.3) ------------------------------------
+
+    def _consume(self, message_id: int, charge: int) -> None:
+        if message_id < self._seq_low or message_id + charge > self._seq_high:
+            raise _Terminate(f"MessageId {message_id} outside the window [{self._seq_low}, {self._seq_high})")
+        ids = range(message_id, message_id + charge)
+        if any(i in self._seq_used for i in ids):
+            raise _Terminate(f"MessageId {message_id} used twice")
+        self._seq_used.update(ids)
+        while self._seq_low in self._seq_used:
+            self._seq_used.discard(self._seq_low)
+            self._seq_low += 1
+
+    def _grant(self, requested: int) -> int:
+        outstanding = self._seq_high - self._seq_low - len(self._seq_used)
+        grant = max(0, min(requested, MAX_OUTSTANDING_CREDITS - outstanding))
+        if outstanding + grant == 0:
+            grant = 1  # never leave the client without a credit
+        self._seq_high += grant
+        return grant
+
+    def _charge(self, header: Smb2Header, body: Request) -> int:
+        """CreditCharge, checked against the payload (§3.3.5.2.5)."""
+        if (
+            self.dialect is None
+            or self.dialect == Dialect.SMB_2_0_2
+            or not (self.capabilities & GlobalCapabilities.LARGE_MTU)
+        ):
+            return 1
+        charge = max(1, header.credit_charge)
+        size = 0
+        if isinstance(body, ReadRequest):
+            size = body.length
+        elif isinstance(body, WriteRequest):
+            size = len(body.data)
+        elif isinstance(body, IoctlRequest):
+            size = max(len(body.input), body.max_output_response)
+        if (size - 1) // 65536 + 1 > charge:
+            raise _Terminate(f"CreditCharge {header.credit_charge} too small for {size} bytes")
+        return charge
+
+    # -- one SMB2 message -----------------------------------------------------------------------------
+
+    def _process_message(
+        self, message: bytes, chain: _Chain, *, first: bool, encrypted: Session | None
+    ) -> tuple[bytearray, Session | None, bool] | None:
+        header = Smb2Header.decode(message)
+        if header.is_response:
+            raise _Terminate("a response sent to the server")
+        if header.command == Command.CANCEL:
+            self._cancel(header)
+            return None  # no response (§3.3.5.16)
+        if header.command not in _KNOWN_COMMANDS:
+            raise _Terminate(f"unknown command 0x{header.command:04X}")  # §3.3.5.2.6
+        try:
+            header, body = decode_request(message, dialect=self.dialect)
+            parse_error: int | None = None
+        except Smb2DecodeError:
+            body = RawBody(header.command, b"")
+            parse_error = NtStatus.STATUS_INVALID_PARAMETER
+        charge = self._charge(header, body) if parse_error is None else 1
+        self._consume(header.message_id, charge)
+        credits = self._grant(max(header.credits, 1 if header.command == Command.NEGOTIATE else 0))
+
+        if header.command == Command.NEGOTIATE:
+            if self.dialect is not None:
+                raise _Terminate("a second NEGOTIATE")  # §3.3.5.3
+            assert isinstance(body, NegotiateRequest)
+            return self._negotiate(message, header, body, credits), None, False
+        if self.dialect is None:
+            raise _Terminate("a request before NEGOTIATE")
+
+        # Related requests take SessionId/TreeId/FileId from the one before (§3.3.5.2.7.2).
+        if header.is_related:
+            if first:
+                return self._error(header, NtStatus.STATUS_INVALID_PARAMETER, credits, None)
+            header.session_id = chain.session_id
+            header.tree_id = chain.tree_id
+            if chain.status != NtStatus.STATUS_SUCCESS:
+                return self._error(header, chain.status, credits, self.sessions.get(header.session_id))
+        chain.session_id, chain.tree_id = header.session_id, header.tree_id
+
+        session = self.sessions.get(header.session_id)
+        status = self._check_session(message, header, session, encrypted)
+        if status is not None:
+            chain.status = status
+            sign = session is not None and session.state is SessionState.VALID and header.is_signed
+            return self._error(header, status, credits, session if sign else None)
+        if parse_error is not None:
+            chain.status = parse_error
+            return self._error(header, parse_error, credits, session)
+        if session is not None and session.state is SessionState.VALID:
+            self.backend.session_active(session)
+
+        if header.command == Command.SESSION_SETUP:
+            assert isinstance(body, SessionSetupRequest)
+            return self._session_setup(message, header, body, credits, session, chain)
+        if header.command == Command.ECHO:  # §3.3.5.17: no session needed
+            out = header.response(credits=credits)
+            return (
+                bytearray(out.encode() + EchoResponse().encode()),
+                session,
+                self._should_sign(header, session),
+            )
+
+        assert session is not None  # every other command needs a valid session
+        handler = {Command.LOGOFF: self._logoff, Command.TREE_CONNECT: self._tree_connect}.get(header.command)
+        if handler is not None:
+            response_body, status = handler(header, body, session)
+        elif header.command in _UNIMPLEMENTED:
+            response_body, status = None, NtStatus.STATUS_NOT_SUPPORTED
+        else:
+            tree = session.trees.get(header.tree_id)
+            if tree is None:
+                response_body, status = None, NtStatus.STATUS_NETWORK_NAME_DELETED
+            else:
+                response_body, status = self._tree_command(header, body, session, tree, chain)
+        chain.status = status if response_body is None else NtStatus.STATUS_SUCCESS
+        chain.tree_id = header.tree_id  # TREE_CONNECT sets the new one
+        if response_body is None:
+            return self._error(header, status, credits, session)
+        out = header.response(status=status, credits=credits, session_id=session.session_id)
+        return bytearray(out.encode() + response_body.encode()), session, self._should_sign(header, session)
+
+    def _check_session(
+        self, message: bytes, header: Smb2Header, session: Session | None, encrypted: Session | None
+    ) -> int | None:
+        """Session lookup, signature and encryption rules (§3.3.5.2.4, §3.3.5.2.9): an error, or None."""
+        if header.command in _SESSIONLESS and header.command != Command.SESSION_SETUP:
+            return None
+        if header.command == Command.SESSION_SETUP and header.session_id == 0:
+            return None
+        if session is None:
+            return NtStatus.STATUS_USER_SESSION_DELETED
+        if encrypted is not None:
+            if encrypted is not session:
+                return NtStatus.STATUS_ACCESS_DENIED
+            return None
+        if session.state is SessionState.IN_PROGRESS:
+            if header.command != Command.SESSION_SETUP:
+                return NtStatus.STATUS_USER_SESSION_DELETED
+            return None
+        if session.encrypt_data and header.command != Command.SESSION_SETUP:
+            return NtStatus.STATUS_ACCESS_DENIED  # §3.3.5.2.9: unencrypted request on an encrypted session
+        if header.is_signed:
+            if session.keys is None or not verify_signature(
+                message, session.keys.signing_key, self._signing_algorithm()
+            ):
+                return NtStatus.STATUS_ACCESS_DENIED
+        elif session.signing_required and header.command != Command.SESSION_SETUP:
+            return NtStatus.STATUS_ACCESS_DENIED
+        return None
+
+    def _should_sign(self, header: Smb2Header, session: Session | None) -> bool:
+        # §3.3.4.1.1: sign if the request was signed or the session requires it (never guest/anonymous).
+        if session is None or session.keys is None or session.identity is None:
+            return False
+        if session.identity.is_guest or session.identity.is_anonymous:
+            return False
+        return header.is_signed or session.signing_required
+
+    def _error(
+        self, header: Smb2Header, status: int, credits: int, session: Session | None
+    ) -> tuple[bytearray, Session | None, bool]:
+        out = header.response(status=status, credits=credits)
+        sign = session is not None and self._should_sign(header, session)
+        return bytearray(out.encode() + ErrorResponse().encode()), session, sign
+
+    # -- NEGOTIATE (MS-SMB2 §3.3.5.3, §3.3.5.4) -------------------------------------------------------
+
+    def _smb1_negotiate(self, message: bytes) -> None:
+        if self.dialect is not None or self._smb1_wildcard_answered:
+            raise _Terminate("SMB1 message after negotiation")
+        request = Smb1NegotiateRequest.decode(message)
+        if request.offers_smb2_wildcard and any(d >= Dialect.SMB_2_1 for d in self.config.dialects):
+            dialect = DIALECT_WILDCARD
+            self._smb1_wildcard_answered = True
+        elif request.offers_smb2_002 and Dialect.SMB_2_0_2 in self.config.dialects:
+            dialect = Dialect.SMB_2_0_2
+            self._set_dialect(dialect)
+        else:
+            raise _Terminate("SMB1 NEGOTIATE offers no SMB2 dialect")
+        self._seq_low, self._seq_high = 1, 2  # §3.3.5.3.1: the next request is MessageId 1
+        header = Smb2Header(Command.NEGOTIATE, flags=HeaderFlags.SERVER_TO_REDIR, credits=1)
+        self._send(header.encode() + self._negotiate_response(dialect, ()).encode())
+
+    def _set_dialect(self, dialect: int) -> None:
+        self.dialect = dialect
+        self._deframer.max_message_size = self.config.max_message_size
+        if dialect >= Dialect.SMB_2_1:
+            self.capabilities |= GlobalCapabilities.LARGE_MTU
+        if dialect in (Dialect.SMB_3_0, Dialect.SMB_3_0_2) and (
+            self.client_capabilities & GlobalCapabilities.ENCRYPTION
+        ):
+            self.capabilities |= GlobalCapabilities.ENCRYPTION
+
+    def _negotiate_response(self, dialect: int, contexts: tuple[Any, ...]) -> NegotiateResponse:
+        mode = SecurityMode.SIGNING_ENABLED
+        if self.config.require_signing:
+            mode |= SecurityMode.SIGNING_REQUIRED
+        return NegotiateResponse(
+            dialect_revision=dialect,
+            security_mode=mode,
+            server_guid=self.config.server_guid,
+            capabilities=self.capabilities if dialect != DIALECT_WILDCARD else 0,
+            max_transact_size=self.config.max_transact_size,
+            max_read_size=self.config.max_read_size,
+            max_write_size=self.config.max_write_size,
+            system_time=self._clock(),
+            security_buffer=self.authenticator.initial_token(),
+            negotiate_contexts=contexts,
+        )
+
+    def _negotiate(
+        self, message: bytes, header: Smb2Header, request: NegotiateRequest, credits: int
+    ) -> bytearray:
+        common = [d for d in request.dialects if d in self.config.dialects]
+        if not common:
+            self._terminate("no common dialect")
+            return self._error(header, NtStatus.STATUS_NOT_SUPPORTED, credits, None)[0]
+        dialect = max(common)
+        self.client_guid = request.client_guid
+        self.client_capabilities = request.capabilities
+        self.client_security_mode = request.security_mode
+        self.client_dialects = tuple(request.dialects)
+        contexts: tuple[Any, ...] = ()
+        if dialect == Dialect.SMB_3_1_1:
+            contexts_or_error = self._negotiate_contexts(request)
+            if isinstance(contexts_or_error, int):
+                self._terminate("bad 3.1.1 negotiate contexts")
+                return self._error(header, contexts_or_error, credits, None)[0]
+            contexts = contexts_or_error
+        self._set_dialect(dialect)
+        response = header.response(credits=credits)
+        out = bytearray(response.encode() + self._negotiate_response(dialect, contexts).encode())
+        if dialect == Dialect.SMB_3_1_1:
+            self.preauth_hash = preauth_hash(preauth_hash(INITIAL_PREAUTH_HASH, message), out)
+        return out
+
+    def _negotiate_contexts(self, request: NegotiateRequest) -> tuple[Any, ...] | int:
+        """MS-SMB2 §3.3.5.4 for 3.1.1: the preauth hash, cipher and signing algorithm."""
+        preauth = request.contexts_of_type(NegotiateContextType.PREAUTH_INTEGRITY_CAPABILITIES)
+        if len(preauth) != 1 or not isinstance(preauth[0], PreauthIntegrityCapabilities):
+            return NtStatus.STATUS_INVALID_PARAMETER
+        if HashAlgorithm.SHA_512 not in preauth[0].hash_algorithms:
+            return NtStatus.STATUS_SMB_NO_PREAUTH_INTEGRITY_HASH_OVERLAP
+        out: list[Any] = [PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), self._random(32))]
+        encryption = request.contexts_of_type(NegotiateContextType.ENCRYPTION_CAPABILITIES)
+        if encryption and isinstance(encryption[0], EncryptionCapabilities):
+            offered = encryption[0].ciphers
+            self.cipher = next((c for c in self.config.ciphers if c in offered), Cipher.NONE)
+            out.append(EncryptionCapabilities((self.cipher,)))
+        signing = request.contexts_of_type(NegotiateContextType.SIGNING_CAPABILITIES)
+        if signing and isinstance(signing[0], SigningCapabilities):
+            offered = signing[0].signing_algorithms
+            chosen = next(
+                (a for a in self.config.signing_algorithms if a in offered), SigningAlgorithm.AES_CMAC
+            )
+            self.signing_algorithm = chosen
+            out.append(SigningCapabilities((chosen,)))
+        return tuple(out)
+
+    @property
+    def can_encrypt(self) -> bool:
+        if self.dialect == Dialect.SMB_3_1_1:
+            return self.cipher != Cipher.NONE
+        return bool(self.capabilities & GlobalCapabilities.ENCRYPTION)
+
+    # -- SESSION_SETUP and LOGOFF (MS-SMB2 §3.3.5.5, §3.3.5.6) ----------------------------------------
+
+    def _new_session_id(self) -> int:
+        while True:
+            sid = int.from_bytes(self._random(8), "little") & 0x7FFFFFFFFFFFFFFF
+            if sid and sid not in self.sessions:
+                return sid
+
+    def _session_setup(
+        self,
+        message: bytes,
+        header: Smb2Header,
+        request: SessionSetupRequest,
+        credits: int,
+        session: Session | None,
+        chain: _Chain,
+    ) -> tuple[bytearray, Session | None, bool]:
+        assert self.dialect is not None
+        if request.flags & SessionSetupFlags.BINDING:
+            return self._error(header, NtStatus.STATUS_REQUEST_NOT_ACCEPTED, credits, None)  # no multichannel
+        if session is None:
+            session = Session(self._new_session_id(), self, preauth_hash=self.preauth_hash)
+            self.sessions[session.session_id] = session
+        chain.session_id = session.session_id
+        if session.auth is None:
+            session.auth = self.authenticator.new_context()
+        if self.dialect == Dialect.SMB_3_1_1 and session.state is SessionState.IN_PROGRESS:
+            session.preauth_hash = preauth_hash(session.preauth_hash, message)
+        try:
+            step = session.auth.step(request.security_buffer)
+        except AuthenticationFailed:
+            session.auth = None
+            if session.state is SessionState.IN_PROGRESS:
+                del self.sessions[session.session_id]
+            out = header.response(status=NtStatus.STATUS_LOGON_FAILURE, credits=credits, session_id=0)
+            return bytearray(out.encode() + ErrorResponse().encode()), None, False
+        if not step.complete:
+            out = header.response(
+                status=NtStatus.STATUS_MORE_PROCESSING_REQUIRED,
+                credits=credits,
+                session_id=session.session_id,
+            )
+            data = bytearray(out.encode() + SessionSetupResponse(step.out_token).encode())
+            if self.dialect == Dialect.SMB_3_1_1:
+                session.preauth_hash = preauth_hash(session.preauth_hash, data)
+            return data, None, False
+        return self._session_established(header, request, credits, session, step.out_token)
+
+    def _session_established(
+        self, header: Smb2Header, request: SessionSetupRequest, credits: int, session: Session, token: bytes
+    ) -> tuple[bytearray, Session | None, bool]:
+        assert self.dialect is not None and session.auth is not None
+        identity = session.auth.identity
+        reauth = session.state is SessionState.VALID
+        flags = 0
+        if identity.is_anonymous:
+            flags |= SessionFlags.IS_NULL
+        elif identity.is_guest:
+            flags |= SessionFlags.IS_GUEST
+        secure = not (identity.is_guest or identity.is_anonymous)
+        if not reauth:
+            if secure:
+                session.keys = derive_session_keys(
+                    self.dialect,
+                    session.auth.session_key,
+                    preauth_hash=session.preauth_hash,
+                    cipher=self._cipher() if self.dialect >= Dialect.SMB_3_0 else Cipher.NONE,
+                )
+                session.signing_required = self.config.require_signing or bool(
+                    request.security_mode & SecurityMode.SIGNING_REQUIRED
+                )
+            if self.config.encrypt_data and self.dialect >= Dialect.SMB_3_0:
+                if not (secure and self.can_encrypt):
+                    # §3.3.5.5.3: Server.RejectUnencryptedAccess — no session without encryption.
+                    del self.sessions[session.session_id]
+                    out = header.response(status=NtStatus.STATUS_ACCESS_DENIED, credits=credits, session_id=0)
+                    return bytearray(out.encode() + ErrorResponse().encode()), None, False
+                session.encrypt_data = True
+        elif identity.user.casefold() != (session.identity.user.casefold() if session.identity else ""):
+            # Re-authentication must be the same user (§3.3.5.5.3); otherwise the session ends.
+            self._end_session(session)
+            out = header.response(status=NtStatus.STATUS_LOGON_FAILURE, credits=credits, session_id=0)
+            return bytearray(out.encode() + ErrorResponse().encode()), None, False
+        if session.encrypt_data:
+            flags |= SessionFlags.ENCRYPT_DATA
+        session.identity = identity
+        session.auth = None
+        out = header.response(credits=credits, session_id=session.session_id)
+        data = bytearray(out.encode() + SessionSetupResponse(token, flags).encode())
+        if not reauth:
+            session.state = SessionState.VALID
+            self.backend.session_established(session)
+        # §3.3.5.5.3: the final response is signed when the session can sign (3.1.1 always; others when
+        # signing is required) and not encrypted.
+        sign = secure and (self.dialect == Dialect.SMB_3_1_1 or session.signing_required)
+        return data, session, sign
+
+    def _logoff(self, header: Smb2Header, body: Request, session: Session) -> tuple[Any, int]:
+        self._end_session(session)
+        return LogoffResponse(), NtStatus.STATUS_SUCCESS
+
+    def _end_session(self, session: Session) -> None:
+        """Close every open and tree of the session and forget it; tell the backend once."""
+        for tree in list(session.trees.values()):
+            self._disconnect_tree(tree)
+        session.trees.clear()
+        was_valid = session.state is SessionState.VALID
+        self.sessions.pop(session.session_id, None)
+        if was_valid:
+            session.state = SessionState.IN_PROGRESS  # no longer usable
+            self.backend.session_ended(session)
+
+    # -- CANCEL -----------------------------------------------------------------------------------------
+
+    def _cancel(self, header: Smb2Header) -> None:
+        # §3.3.5.16: nothing here ever goes asynchronous (every pipe call is answered at once), so there
+        # is nothing to cancel; CANCEL takes no credit and gets no response.
+        return
+
+    # -- TREE_CONNECT, TREE_DISCONNECT (MS-SMB2 §3.3.5.7, §3.3.5.8) -----------------------------------
+
+    def _tree_connect(self, header: Smb2Header, body: Request, session: Session) -> tuple[Any, int]:
+        assert isinstance(body, TreeConnectRequest)
+        share = body.path.rsplit("\\", 1)[-1]
+        if not body.path.startswith("\\\\") or share.upper() != IPC_SHARE:
+            return None, NtStatus.STATUS_BAD_NETWORK_NAME
+        tree = TreeConnect(self._next_tree_id, IPC_SHARE)
+        self._next_tree_id += 1
+        session.trees[tree.tree_id] = tree
+        header.tree_id = tree.tree_id  # the response carries the new TreeId
+        flags = ShareFlags.ENCRYPT_DATA if session.encrypt_data else 0
+        return TreeConnectResponse(ShareType.PIPE, flags, 0, IPC_MAXIMAL_ACCESS), NtStatus.STATUS_SUCCESS
+
+    def _disconnect_tree(self, tree: TreeConnect) -> None:
+        for open_ in list(tree.opens.values()):
+            open_.pipe.close()
+        tree.opens.clear()
+
+    # -- commands on a tree -----------------------------------------------------------------------------
+
+    def _tree_command(
+        self, header: Smb2Header, body: Request, session: Session, tree: TreeConnect, chain: _Chain
+    ) -> tuple[Any, int]:
+        if isinstance(body, TreeDisconnectRequest):
+            self._disconnect_tree(tree)
+            del session.trees[tree.tree_id]
+            return TreeDisconnectResponse(), NtStatus.STATUS_SUCCESS
+        if isinstance(body, CreateRequest):
+            return self._create(body, session, tree, chain)
+        if isinstance(body, IoctlRequest):
+            return self._ioctl(header, body, session, tree, chain)
+        file_id = getattr(body, "file_id", None)
+        if file_id == FILE_ID_ANY and header.is_related and chain.file_id is not None:
+            file_id = chain.file_id  # §3.3.5.2.7.2
+        open_ = tree.opens.get(file_id.volatile) if file_id is not None else None
+        if open_ is None or open_.file_id != file_id:
+            return None, NtStatus.STATUS_FILE_CLOSED
+        chain.file_id = open_.file_id
+        if isinstance(body, CloseRequest):
+            del tree.opens[open_.file_id.volatile]
+            open_.pipe.close()
+            if body.flags & 0x0001:  # SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB
+                return CloseResponse(
+                    flags=1, allocation_size=PIPE_ALLOCATION_SIZE, file_attributes=FileAttributes.NORMAL
+                ), NtStatus.STATUS_SUCCESS
+            return CloseResponse(), NtStatus.STATUS_SUCCESS
+        if isinstance(body, WriteRequest):
+            if len(body.data) > self.config.max_write_size:
+                return None, NtStatus.STATUS_INVALID_PARAMETER
+            open_.pipe.write(bytes(body.data))
+            return WriteResponse(len(body.data)), NtStatus.STATUS_SUCCESS
+        if isinstance(body, ReadRequest):
+            if body.length > self.config.max_read_size:
+                return None, NtStatus.STATUS_INVALID_PARAMETER
+            data, remaining = open_.pipe.read(body.length)
+            if not data and not remaining:
+                # Nothing written yet: a blocking pipe would wait; every reply here comes with its request,
+                # so there is nothing to wait for.
+                return None, NtStatus.STATUS_PIPE_EMPTY
+            status = NtStatus.STATUS_BUFFER_OVERFLOW if remaining else NtStatus.STATUS_SUCCESS
+            return ReadResponse(data), status
+        if isinstance(body, FlushRequest):
+            return FlushResponse(), NtStatus.STATUS_SUCCESS
+        if isinstance(body, QueryInfoRequest):
+            return self._query_info(body)
+        return None, NtStatus.STATUS_NOT_SUPPORTED
+
+    def _create(
+        self, request: CreateRequest, session: Session, tree: TreeConnect, chain: _Chain
+    ) -> tuple[Any, int]:
+        # §3.3.5.9 on a pipe share: the name is the pipe's, without a leading backslash.
+        name = request.name.lstrip("\\")
+        if not name or "\\" in name:
+            return None, NtStatus.STATUS_OBJECT_NAME_NOT_FOUND
+        pipe = self.backend.open_pipe(session, name)
+        if pipe is None:
+            return None, NtStatus.STATUS_OBJECT_NAME_NOT_FOUND
+        file_id = FileId(self._next_file_id, self._next_file_id)
+        self._next_file_id += 1
+        tree.opens[file_id.volatile] = Open(file_id, tree, name, pipe)
+        chain.file_id = file_id
+        return CreateResponse(
+            file_id=file_id, allocation_size=PIPE_ALLOCATION_SIZE, file_attributes=FileAttributes.NORMAL
+        ), NtStatus.STATUS_SUCCESS
+
+    def _ioctl(
+        self, header: Smb2Header, request: IoctlRequest, session: Session, tree: TreeConnect, chain: _Chain
+    ) -> tuple[Any, int]:
+        # §3.3.5.15
+        if not request.flags & IoctlFlags.IS_FSCTL:
+            return None, NtStatus.STATUS_NOT_SUPPORTED
+        code = request.ctl_code
+        if code == FsctlCode.FSCTL_VALIDATE_NEGOTIATE_INFO:
+            return self._validate_negotiate(request)
+        if code == FsctlCode.FSCTL_PIPE_WAIT:
+            return IoctlResponse(code, FILE_ID_ANY), NtStatus.STATUS_SUCCESS
+        if code in (FsctlCode.FSCTL_DFS_GET_REFERRALS, FsctlCode.FSCTL_DFS_GET_REFERRALS_EX):
+            return None, STATUS_NOT_FOUND  # no DFS here
+        if code != FsctlCode.FSCTL_PIPE_TRANSCEIVE:
+            return None, NtStatus.STATUS_NOT_SUPPORTED
+        file_id = request.file_id
+        if file_id == FILE_ID_ANY and header.is_related and chain.file_id is not None:
+            file_id = chain.file_id
+        open_ = tree.opens.get(file_id.volatile)
+        if open_ is None or open_.file_id != file_id:
+            return None, NtStatus.STATUS_FILE_CLOSED
+        chain.file_id = open_.file_id
+        if len(request.input) > self.config.max_transact_size:
+            return None, NtStatus.STATUS_INVALID_PARAMETER
+        open_.pipe.write(bytes(request.input))
+        output, remaining = open_.pipe.read(min(request.max_output_response, self.config.max_transact_size))
+        status = NtStatus.STATUS_BUFFER_OVERFLOW if remaining else NtStatus.STATUS_SUCCESS
+        return IoctlResponse(code, open_.file_id, output=output), status
+
+    def _validate_negotiate(self, request: IoctlRequest) -> tuple[Any, int]:
+        # §3.3.5.15.12: anything but what was negotiated means a man in the middle: end the connection.
+        assert self.dialect is not None
+        info = ValidateNegotiateInfoRequest.decode(request.input)
+        mode = SecurityMode.SIGNING_ENABLED | (
+            SecurityMode.SIGNING_REQUIRED if self.config.require_signing else 0
+        )
+        if (
+            info.capabilities != self.client_capabilities
+            or info.guid != self.client_guid
+            or info.security_mode != self.client_security_mode
+            or tuple(info.dialects) != self.client_dialects
+        ):
+            raise _Terminate("FSCTL_VALIDATE_NEGOTIATE_INFO does not match the negotiation")
+        out = ValidateNegotiateInfoResponse(self.capabilities, self.config.server_guid, mode, self.dialect)
+        return IoctlResponse(request.ctl_code, FILE_ID_ANY, output=out.encode()), NtStatus.STATUS_SUCCESS
+
+    def _query_info(self, request: QueryInfoRequest) -> tuple[Any, int]:
+        # §3.3.5.20.1 on a pipe: the few classes clients ask for (MS-FSCC §2.4).
+        if request.info_type != InfoType.FILE:
+            return None, NtStatus.STATUS_NOT_SUPPORTED
+        klass = request.file_info_class
+        if klass == FileInformationClass.FileStandardInformation:
+            data = FileStandardInformation(allocation_size=PIPE_ALLOCATION_SIZE).encode()
+        elif klass == FileInformationClass.FilePipeInformation:
+            data = _PIPE_INFO.pack(1, 0)  # FILE_PIPE_MESSAGE_MODE, FILE_PIPE_QUEUE_OPERATION
+        elif klass == FileInformationClass.FileBasicInformation:
+            data = _BASIC_INFO.pack(0, 0, 0, 0, FileAttributes.NORMAL, 0)
+        elif klass == FileInformationClass.FileNetworkOpenInformation:
+            data = _NETWORK_OPEN_INFO.pack(0, 0, 0, 0, PIPE_ALLOCATION_SIZE, 0, FileAttributes.NORMAL, 0)
+        else:
+            return None, NtStatus.STATUS_INVALID_INFO_CLASS
+        if request.output_buffer_length < len(data):
+            return None, NtStatus.STATUS_INFO_LENGTH_MISMATCH
+        return QueryInfoResponse(data), NtStatus.STATUS_SUCCESS
+
+
+__all__ = [
+    "Backend",
+    "Open",
+    "Pipe",
+    "ServerConfig",
+    "ServerConnection",
+    "Session",
+    "SessionState",
+    "TreeConnect",
+]
