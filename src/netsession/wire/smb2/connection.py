@@ -938,12 +938,14 @@ class ServerConnection:
         )
         if (
             info.capabilities != self.client_capabilities
-            or info.guid != self.client_guid
+            or self.client_guid is None
+            or info.guid != self.client_guid.bytes_le
             or info.security_mode != self.client_security_mode
             or tuple(info.dialects) != self.client_dialects
         ):
             raise _Terminate("FSCTL_VALIDATE_NEGOTIATE_INFO does not match the negotiation")
-        out = ValidateNegotiateInfoResponse(self.capabilities, self.config.server_guid, mode, self.dialect)
+        guid = self.config.server_guid.bytes_le
+        out = ValidateNegotiateInfoResponse(self.capabilities, guid, mode, self.dialect)
         return IoctlResponse(request.ctl_code, FILE_ID_ANY, output=out.encode()), NtStatus.STATUS_SUCCESS
 
     def _query_info(self, request: QueryInfoRequest) -> tuple[Any, int]:
