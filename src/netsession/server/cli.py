@@ -1,0 +1,227 @@
+"""`netsession serve` and `netsession user ...`: the server's side of the command line.
+
+:func:`register` adds both subcommands to the `netsession` command's argparse subparsers; each handler
+returns the exit status. A mistake on the command line or in the state directory is one readable line on
+stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from netsession.groups import BUILTIN_GROUPS, USERS
+from netsession.paths import SRVSVC_SOCKET_NAME, state_dir
+from netsession.table import AccessPolicy
+
+ACCOUNTS_FILE = "accounts.db"
+
+
+class CommandError(Exception):
+    """A user's mistake: printed as one line, exit status 2."""
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return Path(args.state_dir).expanduser() if args.state_dir else state_dir()
+
+
+def _open_store(args: argparse.Namespace, *, create: bool) -> Any:
+    from netsession.server.accounts import AccountError, AccountStore
+
+    directory = _state_dir(args)
+    path = directory / ACCOUNTS_FILE
+    if not create and not path.exists():
+        raise CommandError(f"no account store at {path} (add a user first: netsession user add NAME)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return AccountStore(str(path))
+    except (OSError, AccountError) as exc:
+        raise CommandError(f"cannot open the account store {path}: {exc}") from None
+
+
+def _group(value: str) -> str:
+    for group in BUILTIN_GROUPS:
+        if group.casefold() == value.casefold():
+            return group
+    raise argparse.ArgumentTypeError(f"unknown group {value!r} (choose from {', '.join(BUILTIN_GROUPS)})")
+
+
+def _read_password(args: argparse.Namespace, name: str) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"New password for {name}: ")
+        if getpass.getpass("Retype it: ") != password:
+            raise CommandError("the passwords do not match")
+    else:
+        raise CommandError("no terminal to ask for the password: use --password-stdin")
+    if not password:
+        raise CommandError("the password is empty")
+    return password
+
+
+# -- user ----------------------------------------------------------------------------------------------
+
+def _user_add(args: argparse.Namespace) -> int:
+    from netsession.server.accounts import AccountError, nt_hash
+
+    password = _read_password(args, args.name)
+    store = _open_store(args, create=True)
+    try:
+        account = store.add_user(args.name, nt_hash(password), args.group or (USERS,))
+    except AccountError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        store.close()
+    print(f"added {account.name} ({', '.join(sorted(account.groups))})")
+    return 0
+
+
+def _user_passwd(args: argparse.Namespace) -> int:
+    from netsession.server.accounts import AccountError, nt_hash
+
+    store = _open_store(args, create=False)
+    try:
+        if store.get(args.name) is None:
+            raise CommandError(f"no such user: {args.name}")
+        store.set_nt_hash(args.name, nt_hash(_read_password(args, args.name)))
+    except AccountError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        store.close()
+    return 0
+
+
+def _user_del(args: argparse.Namespace) -> int:
+    from netsession.server.accounts import AccountError
+
+    store = _open_store(args, create=False)
+    try:
+        store.delete_user(args.name)
+    except AccountError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        store.close()
+    return 0
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    path = _state_dir(args) / ACCOUNTS_FILE
+    if not path.exists():
+        return 0
+    store = _open_store(args, create=False)
+    try:
+        for account in store.list_users():
+            print(f"{account.name}\t{', '.join(sorted(account.groups))}")
+    finally:
+        store.close()
+    return 0
+
+
+# -- serve ---------------------------------------------------------------------------------------------
+
+def _serve(args: argparse.Namespace) -> int:
+    from netsession.server.app import NetsessionServer, ServerOptions
+    from netsession.server.listener import DEFAULT_LISTEN, parse_listen, serve
+
+    try:
+        listen = [parse_listen(value) for value in (args.listen or [DEFAULT_LISTEN])]
+    except ValueError as exc:
+        raise CommandError(f"--listen: {exc}") from None
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.audit_log:
+        handler = logging.FileHandler(args.audit_log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logging.getLogger("netsession.audit").addHandler(handler)
+    store = _open_store(args, create=True)
+    if not store.list_users():
+        logging.getLogger("netsession.server").warning(
+            "no accounts yet: add one with `netsession user add NAME --group Administrators`"
+        )
+    options = ServerOptions(
+        policy=AccessPolicy(args.policy),
+        allow_guest=args.allow_guest,
+        encrypt_data=args.encrypt,
+        max_connections=args.max_connections,
+        idle_timeout=args.idle_timeout,
+    )
+    if args.name:
+        options.name = args.name.upper()
+    server = NetsessionServer(options, store)
+    local = None if args.no_local_socket else _state_dir(args) / SRVSVC_SOCKET_NAME
+    try:
+        asyncio.run(serve(server, listen, local))
+    except OSError as exc:
+        raise CommandError(f"cannot listen: {exc.strerror or exc}") from None
+    finally:
+        store.close()
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `serve` and `user` to the `netsession` command."""
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument(
+        "--state-dir", metavar="DIR",
+        help="where accounts and the local socket live (default $XDG_STATE_HOME/netsession or "
+        "~/.local/state/netsession; env NETSESSION_STATE_DIR)",
+    )
+
+    serve = subparsers.add_parser(
+        "serve", parents=[state], help="run the SMB2/3 server whose sessions srvsvc lists and ends",
+        description="Run the netsession server: SMB2/3 clients log on to it, and NetrSessionEnum / "
+        "NetrSessionDel over \\PIPE\\srvsvc list and end their sessions.",
+    )
+    serve.add_argument(
+        "--listen", action="append", metavar="HOST:PORT",
+        help="address to listen on, repeatable; [v6]:PORT for IPv6 (default 127.0.0.1:4445; 445 needs root)",
+    )
+    serve.add_argument("--name", help="the server's NetBIOS name (default: the host name)")
+    serve.add_argument(
+        "--policy", choices=[p.value for p in AccessPolicy], default=AccessPolicy.CLASSIC.value,
+        help="who may enumerate at levels 0 and 10: classic = any authenticated user, hardened = "
+        "administrators only, refused with an RPC fault (Windows Server 2019 / NetCease)",
+    )
+    serve.add_argument("--allow-guest", action="store_true", help="accept guest logons")
+    serve.add_argument("--encrypt", action="store_true", help="require SMB3 encryption of every session")
+    serve.add_argument("--max-connections", type=int, default=16384, metavar="N")
+    serve.add_argument(
+        "--idle-timeout", type=float, default=900.0, metavar="SECONDS",
+        help="drop a connection silent this long (default 900; 0 = never)",
+    )
+    serve.add_argument("--no-local-socket", action="store_true", help="do not serve the local Unix socket")
+    serve.add_argument("--audit-log", metavar="FILE", help="also append the srvsvc audit trail to FILE")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(handler=_serve)
+
+    user = subparsers.add_parser(
+        "user", help="manage the server's accounts", description="Manage the server's accounts "
+        "(NT hashes in a SQLite file, mode 0600, in the state directory). Usable while the server runs.",
+    )
+    users = user.add_subparsers(dest="user_command", metavar="{add,del,passwd,list}", required=True)
+    add = users.add_parser("add", parents=[state], help="add an account")
+    add.add_argument("name")
+    add.add_argument(
+        "--group", action="append", type=_group, metavar="GROUP",
+        help=f"repeatable; one of {', '.join(BUILTIN_GROUPS)} (default Users)",
+    )
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(handler=_user_add)
+    passwd = users.add_parser("passwd", parents=[state], help="change an account's password")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.set_defaults(handler=_user_passwd)
+    delete = users.add_parser("del", parents=[state], help="delete an account")
+    delete.add_argument("name")
+    delete.set_defaults(handler=_user_del)
+    listing = users.add_parser("list", parents=[state], help="list the accounts and their groups")
+    listing.set_defaults(handler=_user_list)
