@@ -1,0 +1,419 @@
+r"""Byte pipes to a srvsvc endpoint: the ``\PIPE\srvsvc`` named pipe over SMB 2/3, or the local server's
+Unix socket.
+
+A :class:`PipeTransport` moves whole DCE/RPC PDUs and knows nothing of their content: ``transceive`` writes a
+request and returns the first bytes of the answer (one round trip, FSCTL_PIPE_TRANSCEIVE on SMB);
+``read`` returns more when an answer spans several fragments; ``write`` sends a PDU that expects no answer
+of its own (the leading fragments of a long request). The DCE/RPC association on top reassembles.
+
+Failures become :class:`TransportError`, a :class:`~netsession.errors.NetApiError` with the number Windows
+reports for the same trouble (name not found or connection refused -> ERROR_BAD_NETPATH; bad password ->
+ERROR_LOGON_FAILURE; no srvsvc pipe or the connection dropped -> RPC_S_SERVER_UNAVAILABLE).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import uuid
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from netsession.errors import (
+    ERROR_ACCESS_DENIED,
+    ERROR_BAD_NETPATH,
+    ERROR_LOGON_FAILURE,
+    ERROR_NOT_SUPPORTED,
+    RPC_S_SERVER_UNAVAILABLE,
+    NetApiError,
+    status_message,
+)
+from netsession.wire.srvsvc import SRVSVC_PIPE
+
+# MS-FSCC §2.3.30 FSCTL_PIPE_TRANSCEIVE; MS-SMB2 §2.2.31 SMB2_0_IOCTL_IS_FSCTL.
+FSCTL_PIPE_TRANSCEIVE: Final = 0x0011C017
+SMB2_0_IOCTL_IS_FSCTL: Final = 0x00000001
+# How much one IOCTL or READ asks for: 64 KiB, one credit (MS-SMB2 §3.2.4.1.5), more than a DCE/RPC
+# fragment can be (frag_length is 16 bits). A longer message comes back as STATUS_BUFFER_OVERFLOW with the
+# first part, and READ fetches the rest (MS-SMB2 §3.3.4.4 for pipes).
+PIPE_IO_SIZE: Final = 0x10000
+DEFAULT_TIMEOUT: Final = 30.0
+
+# NTSTATUS values (MS-ERREF §2.3.1) this module tells apart.
+STATUS_BUFFER_OVERFLOW: Final = 0x80000005
+STATUS_ACCESS_DENIED: Final = 0xC0000022
+STATUS_OBJECT_NAME_NOT_FOUND: Final = 0xC0000034
+STATUS_BAD_NETWORK_NAME: Final = 0xC00000CC
+_LOGON_FAILURES: Final = {
+    0xC000006A: "STATUS_WRONG_PASSWORD",
+    0xC000006D: "STATUS_LOGON_FAILURE",
+    0xC000006E: "STATUS_ACCOUNT_RESTRICTION",
+    0xC000006F: "STATUS_INVALID_LOGON_HOURS",
+    0xC0000070: "STATUS_INVALID_WORKSTATION",
+    0xC0000071: "STATUS_PASSWORD_EXPIRED",
+    0xC0000072: "STATUS_ACCOUNT_DISABLED",
+    0xC0000193: "STATUS_ACCOUNT_EXPIRED",
+    0xC0000224: "STATUS_PASSWORD_MUST_CHANGE",
+    0xC0000234: "STATUS_ACCOUNT_LOCKED_OUT",
+}
+# The empty password's LM hash (LMOWFv1("")), sent beside an NT hash as pyspnego's "LM:NT" form.
+EMPTY_LM_HASH: Final = "aad3b435b51404eeaad3b435b51404ee"
+
+
+class TransportError(NetApiError):
+    """The pipe could not be opened, or it broke.
+
+    ``delivered`` tells a caller whether the request being sent may have reached the server: False when the
+    failure came before or while writing it (a retry on a new connection is safe), True when it came while
+    waiting for the answer.
+    """
+
+    def __init__(self, winerror: int, detail: str, *, delivered: bool = False) -> None:
+        super().__init__(winerror, "", f"{status_message(winerror)} ({detail})")
+        self.detail = detail
+        self.delivered = delivered
+
+
+class PipeTransport(Protocol):
+    """A message pipe to one srvsvc endpoint."""
+
+    def open(self) -> None:
+        """Connect and open the pipe; raises :class:`TransportError`."""
+
+    def transceive(self, data: bytes) -> bytes:
+        """Write one PDU and return the first bytes of the answer (at least one byte)."""
+
+    def write(self, data: bytes) -> None:
+        """Write one PDU that expects no answer of its own."""
+
+    def read(self) -> bytes:
+        """More bytes of the answer in progress (at least one byte)."""
+
+    def alive(self) -> bool:
+        """Whether the pipe still looks usable (a cheap local check, no round trip)."""
+
+    def close(self) -> None:
+        """Release everything; never raises."""
+
+
+def _os_error(exc: OSError, where: str, *, delivered: bool = False) -> TransportError:
+    """The Windows number for a socket failure."""
+    if isinstance(exc, socket.gaierror):
+        return TransportError(ERROR_BAD_NETPATH, f"{where}: {exc.strerror or exc}", delivered=delivered)
+    unreachable = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT)
+    if exc.errno in unreachable or isinstance(exc, TimeoutError):
+        return TransportError(ERROR_BAD_NETPATH, f"{where}: {exc.strerror or exc}", delivered=delivered)
+    return TransportError(RPC_S_SERVER_UNAVAILABLE, f"{where}: {exc.strerror or exc}", delivered=delivered)
+
+
+# --------------------------------------------------------------------------------------------------------
+# SMB 2/3 through smbprotocol
+# --------------------------------------------------------------------------------------------------------
+
+
+class SmbPipeTransport:
+    r"""``\\host\IPC$\srvsvc`` over SMB 2/3 with smbprotocol.
+
+    Signing is always required of the session (smbprotocol's ``require_signing``: the session is signed
+    whatever the server's own setting); ``encrypt=True`` requires SMB 3 encryption and fails with
+    ERROR_NOT_SUPPORTED if the server cannot. Authentication is SPNEGO through pyspnego: NTLM with the
+    password or ``nt_hash`` (32 hex digits), or Kerberos when no password is given and a ticket is
+    available (python-gssapi or krb5 must be installed for Kerberos; ``auth_protocol="kerberos"`` forces it).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 445,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        domain: str | None = None,
+        nt_hash: str | None = None,
+        encrypt: bool = False,
+        auth_protocol: str = "negotiate",
+        timeout: float = DEFAULT_TIMEOUT,
+        pipe: str = SRVSVC_PIPE,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.pipe = pipe
+        self.encrypt = encrypt
+        self.timeout = timeout
+        self._auth_protocol = auth_protocol
+        self._username = f"{domain}\\{username}" if domain and username else username
+        if nt_hash is not None:
+            # pyspnego reads a password of the form "LMHASH:NTHASH" as the hashes themselves.
+            password = f"{EMPTY_LM_HASH}:{nt_hash}"
+        self._password = password
+        # smbprotocol's Connection, Session, TreeConnect and Open (smbprotocol ships no type hints).
+        self._connection: Any = None
+        self._session: Any = None
+        self._tree: Any = None
+        self._open: Any = None
+
+    def __repr__(self) -> str:
+        return f"SmbPipeTransport({self.host!r}, {self.port}, username={self._username!r})"
+
+    @property
+    def where(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def open(self) -> None:
+        from netsession.client import _smb
+
+        stage = "connect"
+        try:
+            self._connection = _smb.Connection(uuid.uuid4(), self.host, self.port, require_signing=True)
+            self._connection.connect(timeout=int(self.timeout))
+            stage = "session setup"
+            self._session = _smb.Session(
+                self._connection,
+                self._username,
+                self._password,
+                require_encryption=self.encrypt,
+                auth_protocol=self._auth_protocol,
+            )
+            self._session.connect()
+            stage = "tree connect"
+            unc_host = f"[{self.host}]" if ":" in self.host else self.host
+            self._tree = _smb.TreeConnect(self._session, rf"\\{unc_host}\IPC$")
+            self._tree.connect()
+            stage = "pipe open"
+            self._open = _smb.Open(self._tree, self.pipe)
+            self._open.create(
+                _smb.ImpersonationLevel.Impersonation,
+                _smb.FilePipePrinterAccessMask.FILE_READ_DATA
+                | _smb.FilePipePrinterAccessMask.FILE_WRITE_DATA
+                | _smb.FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES
+                | _smb.FilePipePrinterAccessMask.READ_CONTROL
+                | _smb.FilePipePrinterAccessMask.SYNCHRONIZE,
+                0,
+                _smb.ShareAccess.FILE_SHARE_READ | _smb.ShareAccess.FILE_SHARE_WRITE,
+                _smb.CreateDisposition.FILE_OPEN,
+                _smb.CreateOptions.FILE_NON_DIRECTORY_FILE,
+            )
+        except _smb.SMBAuthenticationError as exc:
+            self.close()
+            raise TransportError(ERROR_LOGON_FAILURE, f"{self.where}: {exc}") from None
+        except _smb.SMBResponseException as exc:
+            self.close()
+            raise self._status_error(exc.status, stage) from None
+        except _smb.SMBException as exc:
+            self.close()
+            text = str(exc)
+            if "encryption" in text.lower():
+                raise TransportError(ERROR_NOT_SUPPORTED, f"{self.where}: {text}") from None
+            if "timeout" in text.lower():
+                raise TransportError(ERROR_BAD_NETPATH, f"{self.where}: {stage}: {text}") from None
+            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: {stage}: {text}") from None
+        except ValueError as exc:
+            # smbprotocol wraps the socket's OSError in a ValueError.
+            self.close()
+            if isinstance(exc.__cause__, OSError):
+                raise _os_error(exc.__cause__, self.where) from None
+            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: {stage}: {exc}") from None
+        except OSError as exc:
+            self.close()
+            raise _os_error(exc, self.where) from None
+
+    def _status_error(self, status: int, stage: str, *, delivered: bool = False) -> TransportError:
+        status &= 0xFFFFFFFF
+        if status in _LOGON_FAILURES:
+            return TransportError(ERROR_LOGON_FAILURE, f"{self.where}: {_LOGON_FAILURES[status]}")
+        if status == STATUS_ACCESS_DENIED:
+            return TransportError(ERROR_ACCESS_DENIED, f"{self.where}: {stage}: STATUS_ACCESS_DENIED")
+        if status == STATUS_BAD_NETWORK_NAME:
+            return TransportError(ERROR_BAD_NETPATH, f"{self.where}: no IPC$ share")
+        if status == STATUS_OBJECT_NAME_NOT_FOUND:
+            return TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: no {self.pipe} pipe")
+        return TransportError(
+            RPC_S_SERVER_UNAVAILABLE, f"{self.where}: {stage}: NTSTATUS 0x{status:08X}", delivered=delivered
+        )
+
+    def _handles(self) -> tuple[Any, Any, Any, Any]:
+        if self._connection is None or self._session is None or self._tree is None or self._open is None:
+            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: the pipe is not open")
+        return self._connection, self._session, self._tree, self._open
+
+    def _exchange(self, message: Any, what: str) -> Any:
+        """Send one SMB2 request on the pipe's tree and return the response header, or the header of a
+        STATUS_BUFFER_OVERFLOW response (which carries the first part of a longer message)."""
+        from netsession.client import _smb
+
+
+        connection, session, tree, _ = self._handles()
+        try:
+            request = connection.send(message, sid=session.session_id, tid=tree.tree_connect_id)
+        except (_smb.SMBException, OSError, ValueError) as exc:
+            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: {what}: {exc}") from None
+        try:
+            return connection.receive(request, timeout=int(self.timeout))
+        except _smb.SMBResponseException as exc:
+            if exc.status & 0xFFFFFFFF == STATUS_BUFFER_OVERFLOW:
+                return exc.header
+            raise self._status_error(exc.status, what, delivered=True) from None
+        except (_smb.SMBException, OSError, ValueError) as exc:
+            detail = f"{self.where}: {what}: {exc}"
+            raise TransportError(RPC_S_SERVER_UNAVAILABLE, detail, delivered=True) from None
+
+    def transceive(self, data: bytes) -> bytes:
+        from netsession.client import _smb
+
+        _, _, _, pipe = self._handles()
+        # MS-SMB2 §2.2.31, §3.2.4.20.4: FSCTL_PIPE_TRANSCEIVE writes the PDU and reads one message back.
+        ioctl = _smb.SMB2IOCTLRequest()
+        ioctl["ctl_code"] = FSCTL_PIPE_TRANSCEIVE
+        ioctl["file_id"] = pipe.file_id
+        ioctl["max_input_response"] = 0
+        ioctl["max_output_response"] = PIPE_IO_SIZE
+        ioctl["flags"] = SMB2_0_IOCTL_IS_FSCTL
+        ioctl["buffer"] = data
+        header = self._exchange(ioctl, "transceive")
+        response = _smb.SMB2IOCTLResponse()
+        response.unpack(header["data"].get_value())
+        out: bytes = response["buffer"].get_value()
+        return out if out else self.read()
+
+    def write(self, data: bytes) -> None:
+        from netsession.client import _smb
+
+        _, _, _, pipe = self._handles()
+        write = _smb.SMB2WriteRequest()
+        write["length"] = len(data)
+        write["offset"] = 0
+        write["file_id"] = pipe.file_id
+        write["buffer"] = data
+        header = self._exchange(write, "write")
+        response = _smb.SMB2WriteResponse()
+        response.unpack(header["data"].get_value())
+
+    def read(self) -> bytes:
+        from netsession.client import _smb
+
+        _, _, _, pipe = self._handles()
+        read = _smb.SMB2ReadRequest()
+        read["length"] = PIPE_IO_SIZE
+        read["offset"] = 0
+        read["minimum_count"] = 0
+        read["file_id"] = pipe.file_id
+        read["padding"] = b"\x50"
+        header = self._exchange(read, "read")
+        response = _smb.SMB2ReadResponse()
+        response.unpack(header["data"].get_value())
+        out: bytes = response["buffer"].get_value()
+        if not out:
+            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: empty pipe read", delivered=True)
+        return out
+
+    def alive(self) -> bool:
+        """Whether the SMB connection still looks usable (its socket is open and its reader running)."""
+        connection = self._connection
+        return (
+            connection is not None
+            and self._open is not None
+            and bool(connection.transport.connected)
+            and getattr(connection, "_t_exc", None) is None
+        )
+
+    def close(self) -> None:
+        # Closing the TCP connection ends the session, its tree connect and the pipe open on the server
+        # (MS-SMB2 §3.3.7.1), without round trips that could hang on an unresponsive server.
+        connection = self._connection
+        self._open = self._tree = self._session = self._connection = None
+        if connection is not None:
+            try:
+                connection.disconnect(False)
+            except Exception:  # best effort on the way out
+                pass
+
+
+# --------------------------------------------------------------------------------------------------------
+# The local server: DCE/RPC PDUs over a Unix socket
+# --------------------------------------------------------------------------------------------------------
+
+
+class UnixSocketTransport:
+    """The local netsession server's srvsvc endpoint: a SOCK_STREAM Unix socket carrying plain
+    connection-oriented DCE/RPC PDUs, each framed by its own frag_length (ncalrpc style). The server learns
+    who is calling from the socket's peer credentials; no authentication is sent."""
+
+    def __init__(self, path: str | Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+
+    def __repr__(self) -> str:
+        return f"UnixSocketTransport({str(self.path)!r})"
+
+    def open(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self.path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise TransportError(
+                RPC_S_SERVER_UNAVAILABLE, f"no local netsession server is listening on {self.path}"
+            ) from None
+        except PermissionError:
+            sock.close()
+            raise TransportError(ERROR_ACCESS_DENIED, f"{self.path}: permission denied") from None
+        except OSError as exc:
+            sock.close()
+            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.path}: {exc.strerror or exc}") from None
+        self._sock = sock
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.path}: the socket is not open")
+        return self._sock
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._socket().sendall(data)
+        except OSError as exc:
+            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.path}: {exc.strerror or exc}") from None
+
+    def read(self) -> bytes:
+        try:
+            data = self._socket().recv(PIPE_IO_SIZE)
+        except OSError as exc:
+            raise TransportError(
+                RPC_S_SERVER_UNAVAILABLE, f"{self.path}: {exc.strerror or exc}", delivered=True
+            ) from None
+        if not data:
+            raise TransportError(
+                RPC_S_SERVER_UNAVAILABLE, f"{self.path}: the server closed the connection", delivered=True
+            )
+        return data
+
+    def transceive(self, data: bytes) -> bytes:
+        self.write(data)
+        return self.read()
+
+    def alive(self) -> bool:
+        sock = self._sock
+        if sock is None:
+            return False
+        try:
+            # Nothing is due between calls: readable now means end-of-stream or a stray byte; either way
+            # the association is no longer in step.
+            sock.setblocking(False)
+            try:
+                return not sock.recv(1, socket.MSG_PEEK)
+            finally:
+                sock.settimeout(self.timeout)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass

@@ -1,0 +1,191 @@
+r"""The session functions of lmshare.h, with Win32's argument order and paging.
+
+Where Win32 fills out-parameters, these return them: :func:`NetSessionEnum` gives the records
+(``SESSION_INFO_x`` named tuples with the ``sesiN_*`` fields), entriesread, totalentries, the new resume
+handle and whether more data remains (Win32's ERROR_MORE_DATA, which is not an error here). Any other
+status raises :class:`~netsession.errors.NetApiError`.
+
+Paging through a server by hand, 4 KiB at a time::
+
+    resume = 0
+    while True:
+        page = NetSessionEnum(r"\\fs1", None, None, 10, 4096, resume)
+        for info in page.records:
+            print(info.sesi10_cname, info.sesi10_username)
+        if not page.more_data:
+            break
+        resume = page.resume_handle
+
+``servername`` is ``\\name``, ``name``, an address, ``[v6]``, optionally ``:port``; ``None`` is the local
+computer (the local netsession server). A client name may be given with or without its leading ``\\``;
+records always carry it in Windows' ``\\`` form, whatever the server sent (Samba sends none).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, NamedTuple
+
+from netsession.client.names import same_client, unc_client
+from netsession.client.pool import current_pool
+from netsession.client.rpc import SrvsvcClient
+from netsession.errors import (
+    ERROR_INVALID_LEVEL,
+    ERROR_INVALID_PARAMETER,
+    ERROR_MORE_DATA,
+    NERR_ClientNameNotFound,
+    NERR_Success,
+    NERR_UserNotFound,
+    NetApiError,
+)
+from netsession.records import GETINFO_LEVELS, MAX_PREFERRED_LENGTH, SessionInfo
+
+__all__ = [
+    "MAX_PREFERRED_LENGTH",
+    "NetSessionDel",
+    "NetSessionEnum",
+    "NetSessionGetInfo",
+    "SessionEnumResult",
+    "check_getinfo_arguments",
+    "filter_error",
+    "matches",
+]
+
+_DWORD: Final = 0xFFFFFFFF
+_UNC: Final = "\\\\"
+
+
+class SessionEnumResult(NamedTuple):
+    """What NetSessionEnum hands back through its out-parameters."""
+
+    records: list[SessionInfo]
+    entriesread: int
+    totalentries: int
+    resume_handle: int | None
+    more_data: bool
+
+
+def _dword(value: int, what: str, funcname: str, *, minus_one: bool = False) -> int:
+    """A DWORD argument. With ``minus_one``, -1 reads as 0xFFFFFFFF, as C callers write
+    MAX_PREFERRED_LENGTH."""
+    if minus_one and value == -1:
+        return _DWORD
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _DWORD:
+        detail = f"The parameter is incorrect. ({what}={value!r})"
+        raise NetApiError(ERROR_INVALID_PARAMETER, funcname, detail)
+    return value
+
+
+def _with_unc_cnames(records: list[Any]) -> list[Any]:
+    """Records whose cname (always the first field) is in ``\\`` form."""
+    if all(r[0] is None or r[0].startswith(_UNC) for r in records):
+        return records
+    return [r if r[0] is None or r[0].startswith(_UNC) else r._replace(**{r._fields[0]: unc_client(r[0])})
+            for r in records]
+
+
+def matches(record: SessionInfo, client: str | None, username: str | None) -> bool:
+    """Whether a record passes the filters, on the fields its level has (level 0 has no user name)."""
+    if client and not same_client(record[0], client):
+        return False
+    if username and len(record) > 1:
+        user = record[1]
+        if not isinstance(user, str) or user.casefold() != username.casefold():
+            return False
+    return True
+
+
+def NetSessionEnum(
+    servername: str | None,
+    UncClientName: str | None,
+    username: str | None,
+    level: int,
+    prefmaxlen: int = MAX_PREFERRED_LENGTH,
+    resume_handle: int | None = 0,
+) -> SessionEnumResult:
+    r"""One NetrSessionEnum call (MS-SRVS §3.1.4.5). ``resume_handle=None`` sends a NULL pointer (no
+    resuming; Win32's ``resume_handle == NULL``). Raises NetApiError for any status but NERR_Success and
+    ERROR_MORE_DATA."""
+    funcname = "NetSessionEnum"
+    prefmaxlen = _dword(prefmaxlen, "prefmaxlen", funcname, minus_one=True)
+    if resume_handle is not None:
+        resume_handle = _dword(resume_handle, "resume_handle", funcname, minus_one=True)
+    level = _dword(level, "level", funcname)
+    client = unc_client(UncClientName)
+    user = username or None
+
+    def call(c: SrvsvcClient) -> SessionEnumResult:
+        r = c.session_enum(level, client, user, prefmaxlen, resume_handle)
+        if r.status not in (NERR_Success, ERROR_MORE_DATA):
+            raise NetApiError(r.status, funcname)
+        records = _with_unc_cnames(r.entries)
+        return SessionEnumResult(records, len(records), r.total_entries, r.resume_handle,
+                                 r.status == ERROR_MORE_DATA)
+
+    return current_pool().run(servername, call, funcname=funcname, idempotent=True)
+
+
+def check_getinfo_arguments(UncClientName: str | None, username: str | None, level: int) -> None:
+    """NetSessionGetInfo's own checks, made before anything is sent, in netapi32's order (ReactOS
+    ``srvsvc.c``): only levels 0, 1, 2 and 10 exist (ERROR_INVALID_LEVEL); both names are required
+    (ERROR_INVALID_PARAMETER — for an empty name too, which a server would read as "no filter")."""
+    if level not in GETINFO_LEVELS:
+        raise NetApiError(ERROR_INVALID_LEVEL, "NetSessionGetInfo")
+    if not UncClientName or not username:
+        raise NetApiError(ERROR_INVALID_PARAMETER, "NetSessionGetInfo")
+
+
+def NetSessionGetInfo(
+    servername: str | None, UncClientName: str, username: str, level: int
+) -> SessionInfo:
+    """The session of ``UncClientName`` and ``username``: NetrSessionEnum with both filters,
+    MAX_PREFERRED_LENGTH and no resume handle, first entry (there is no GetInfo opnum; FACTS.md §1).
+
+    A server that ignores the filters (Samba) answers with every session; the first one that matches is
+    returned, and NERR_ClientNameNotFound if none does."""
+    check_getinfo_arguments(UncClientName, username, level)
+    funcname = "NetSessionGetInfo"
+    client = unc_client(UncClientName)
+
+    def call(c: SrvsvcClient) -> SessionInfo:
+        r = c.session_enum(level, client, username, MAX_PREFERRED_LENGTH, None)
+        if r.status not in (NERR_Success, ERROR_MORE_DATA):
+            raise NetApiError(r.status, funcname)
+        records = _with_unc_cnames(r.entries)
+        for record in records:
+            if matches(record, client, username):
+                result: SessionInfo = record
+                return result
+        raise filter_error(records, client, username, funcname)
+
+    return current_pool().run(servername, call, funcname=funcname, idempotent=True)
+
+
+def NetSessionDel(servername: str | None, UncClientName: str | None, username: str | None) -> None:
+    """End every session of ``UncClientName`` (if given) and ``username`` (if given) (MS-SRVS §3.1.4.6).
+
+    At least one of the two is required (ERROR_INVALID_PARAMETER otherwise, before anything is sent): some
+    servers would take two empty filters as "every session"."""
+    funcname = "NetSessionDel"
+    client = unc_client(UncClientName)
+    user = username or None
+    if client is None and user is None:
+        raise NetApiError(ERROR_INVALID_PARAMETER, funcname)
+
+    def call(c: SrvsvcClient) -> None:
+        status = c.session_del(client, user).status
+        if status != NERR_Success:
+            raise NetApiError(status, funcname)
+
+    current_pool().run(servername, call, funcname=funcname, idempotent=False)
+
+
+def filter_error(
+    records: list[Any], client: str | None, username: str | None, funcname: str
+) -> NetApiError:
+    """What a Windows server answers when the filters match nothing (MS-SRVS §3.1.4.5): if no session is
+    the client's, NERR_ClientNameNotFound; else NERR_UserNotFound."""
+    if client and not any(same_client(r[0], client) for r in records):
+        return NetApiError(NERR_ClientNameNotFound, funcname)
+    if username:
+        return NetApiError(NERR_UserNotFound, funcname)
+    return NetApiError(NERR_ClientNameNotFound, funcname)
