@@ -1051,6 +1051,10 @@ def test_decode_response_rejects_a_request() -> None:
             m.QueryInfoResponse,
         ),
         (Command.QUERY_INFO, NtStatus.STATUS_INVALID_INFO_CLASS, m.ErrorResponse(), m.ErrorResponse),
+        (Command.QUERY_DIRECTORY, NtStatus.STATUS_SUCCESS, m.QueryInfoResponse(b"entries"), m.RawBody),
+        (Command.QUERY_DIRECTORY, 0x80000006, m.ErrorResponse(), m.ErrorResponse),  # STATUS_NO_MORE_FILES
+        (Command.CHANGE_NOTIFY, NtStatus.STATUS_PENDING, m.ErrorResponse(), m.ErrorResponse),
+        (Command.LOCK, NtStatus.STATUS_SUCCESS, m.LogoffResponse(), m.RawBody),
         (Command.READ, NtStatus.STATUS_BUFFER_OVERFLOW, m.ReadResponse(b"part"), m.ReadResponse),
         (
             Command.IOCTL,
@@ -1067,6 +1071,10 @@ def test_decode_response_rejects_a_request() -> None:
         "pending-9",
         "overflow-qi",
         "qi-error",
+        "query-directory",
+        "no-more-files",
+        "notify-pending",
+        "lock",
         "overflow-read",
         "overflow-ioctl",
     ],

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from .codec import SMB2_HEADER_SIZE, Buffer, Smb2DecodeError, unpack_from
-from .constants import Command, Dialect, NtStatus, nt_error
+from .constants import Command, Dialect, NtStatus
 from .create import (
     FILE_ID_ANY,
     CloseRequest,
@@ -107,6 +107,13 @@ __all__ = [
 ]
 
 _U16 = struct.Struct("<H")
+# Commands whose own response has StructureSize 9 like the ERROR response, and the statuses it comes with.
+_NINE_BYTE_RESPONSES: dict[int, frozenset[int]] = {
+    Command.SESSION_SETUP: frozenset({NtStatus.STATUS_SUCCESS, NtStatus.STATUS_MORE_PROCESSING_REQUIRED}),
+    Command.QUERY_DIRECTORY: frozenset({NtStatus.STATUS_SUCCESS}),
+    Command.CHANGE_NOTIFY: frozenset({NtStatus.STATUS_SUCCESS}),
+    Command.QUERY_INFO: frozenset({NtStatus.STATUS_SUCCESS, NtStatus.STATUS_BUFFER_OVERFLOW}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,22 +225,18 @@ def decode_request(message: Buffer, *, dialect: int | None = None) -> tuple[Smb2
 def is_error_response(header: Smb2Header, message: Buffer) -> bool:
     """Whether a response carries the 2.2.2 ERROR body rather than the command's own.
 
-    An ERROR body has StructureSize 9. For commands whose own response is also 9 bytes (SESSION_SETUP,
-    QUERY_INFO) the status decides: STATUS_PENDING (interim, 3.3.4.2) and error severities are ERROR
-    bodies, except MORE_PROCESSING_REQUIRED on SESSION_SETUP (3.3.5.5.3). Warnings such as
-    STATUS_BUFFER_OVERFLOW come with the command's own body (READ / IOCTL / QUERY_INFO on a pipe).
+    An ERROR body has StructureSize 9. So have the responses of SESSION_SETUP, QUERY_DIRECTORY,
+    CHANGE_NOTIFY and QUERY_INFO (2.2.6, 2.2.34, 2.2.36, 2.2.38); for those the status decides: their own
+    body comes only with STATUS_SUCCESS, MORE_PROCESSING_REQUIRED on SESSION_SETUP (3.3.5.5.3) and
+    BUFFER_OVERFLOW on QUERY_INFO (partial data); anything else (STATUS_PENDING interims, 3.3.4.2;
+    errors; warnings such as STATUS_NO_MORE_FILES) is an ERROR body (3.3.4.4). Other commands' bodies
+    are never 9 bytes, so READ / IOCTL with STATUS_BUFFER_OVERFLOW keep theirs.
     """
     (size,) = unpack_from(_U16, message, SMB2_HEADER_SIZE, "response StructureSize")
     if size != ErrorResponse.STRUCTURE_SIZE:
         return False
-    own = RESPONSE_BODIES.get(header.command)
-    if own is None or own.STRUCTURE_SIZE != ErrorResponse.STRUCTURE_SIZE:
-        return True
-    if header.status == NtStatus.STATUS_PENDING:
-        return True
-    if header.command == Command.SESSION_SETUP and header.status == NtStatus.STATUS_MORE_PROCESSING_REQUIRED:
-        return False
-    return nt_error(header.status)
+    own_body_statuses = _NINE_BYTE_RESPONSES.get(header.command)
+    return own_body_statuses is None or header.status not in own_body_statuses
 
 
 def decode_response(message: Buffer) -> tuple[Smb2Header, Response]:
