@@ -112,7 +112,7 @@ class Interface:
     """An interface a server association serves: its syntax and its valid opnums.
 
     A proposal matches if the UUID and major version are equal and its minor version is not
-    above ours (C706 §6.2.1 version compatibility).
+    above ours (the C706 rule for compatible interface versions).
     """
 
     syntax: SyntaxId

@@ -63,7 +63,7 @@ class DecodeError(RemoteProtocolError):
 
 RPC_VERS: Final = 5  # C706 §12.6.1; MS-RPCE §3.3.1.5.1: only 5.0 is recognised
 RPC_VERS_MINOR: Final = 0
-# Integer little-endian, characters ASCII, floats IEEE (C706 §14.1 data representation format label).
+# Integers little-endian, characters ASCII, floats IEEE (C706 ch. 14, data representation label).
 DREP_LITTLE_ENDIAN: Final = b"\x10\x00\x00\x00"
 
 COMMON_HEADER_LENGTH: Final = 16  # C706 §12.6.1
@@ -83,7 +83,7 @@ FRAGMENT_STUB_ALIGNMENT: Final = 8
 
 
 class PType(IntEnum):
-    """PTYPE values (C706 §12.1 table "RPC Protocol Data Units"; auth3 is MS-RPCE §2.2.2.10)."""
+    """PTYPE values (C706 chapter 12, table "RPC Protocol Data Units"; auth3 is MS-RPCE §2.2.2.10)."""
 
     REQUEST = 0
     PING = 1
@@ -325,7 +325,7 @@ class Header:
 
     @property
     def little_endian(self) -> bool:
-        # C706 §14.1: the high nibble of drep[0] is the integer representation, 1 = little-endian.
+        # C706 chapter 14: the high nibble of drep[0] is the integer representation, 1 = little-endian.
         return (self.drep[0] >> 4) == 1
 
     @property
@@ -766,7 +766,7 @@ def encode_request_fragments(
     *,
     object_uuid: uuid.UUID | None = None,
 ) -> list[bytes]:
-    """A request split into PDUs of at most ``max_frag`` octets (C706 §12.6.2 fragmentation)."""
+    """A request split into PDUs of at most ``max_frag`` octets (C706 §12.6 fragmentation)."""
     extra = object_uuid.bytes_le if object_uuid is not None else b""
     obj_flag = PfcFlags.OBJECT_UUID if object_uuid is not None else 0
     header_length = REQUEST_HEADER_LENGTH + len(extra)
@@ -778,7 +778,7 @@ def encode_request_fragments(
 
 
 def encode_response_fragments(call_id: int, context_id: int, stub: bytes, max_frag: int) -> list[bytes]:
-    """A response split into PDUs of at most ``max_frag`` octets (C706 §12.6.2 fragmentation)."""
+    """A response split into PDUs of at most ``max_frag`` octets (C706 §12.6 fragmentation)."""
     out = []
     for flags, piece, alloc_hint in _fragments(stub, fragment_stub_size(max_frag, RESPONSE_HEADER_LENGTH)):
         header = _pack_header(PType.RESPONSE, flags, RESPONSE_HEADER_LENGTH + len(piece), 0, call_id)
