@@ -289,10 +289,6 @@ def test_get_info_at_a_level_without_arm_carries_only_the_discriminant() -> None
 
 # Levels that *are* arms of the IDL unions but have no record layout here. Decoding them as if they had
 # no arm reads the container pointer as the next parameter: a silent misparse.
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG srvsvc.py _decode_enum_struct: SHARE_ENUM_UNION arms 2/501/502/503 are read as armless",
-)
 @pytest.mark.parametrize("level", [2, 501, 502, 503])
 def test_share_enum_request_at_a_real_arm_without_layout_keeps_its_later_parameters(level: int) -> None:
     # What `net share` style clients send: an empty container for the level, then the usual tail.
@@ -300,10 +296,6 @@ def test_share_enum_request_at_a_real_arm_without_layout_keeps_its_later_paramet
     assert NetrShareEnumRequest.decode(data) == NetrShareEnumRequest(None, level, 0xFFFFFFFF, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG srvsvc.py: a response at a real union arm without layout is misread instead of refused",
-)
 def test_share_enum_response_at_a_real_arm_without_layout_is_refused() -> None:
     # SHARE_INFO_2_CONTAINER with one entry; we cannot read SHARE_INFO_2, so it must not decode as [].
     data = u32(2, 2, REFERENT_BASE, 1, REFERENT_BASE + 4, 1) + b"\0" * 40 + u32(1, 0, 0)
@@ -410,3 +402,13 @@ def test_session_record_types_are_the_five_levels() -> None:
         SESSION_INFO_10,
         SESSION_INFO_502,
     ]
+
+
+def test_decoders_refuse_a_stub_with_unread_bytes() -> None:
+    # A decoder that stops short has misread the layout: NdrError, not wrong values.
+    stub = NetrSessionEnumRequest(None, None, None, 10).encode()
+    assert NetrSessionEnumRequest.decode(stub + b"\0" * 7).level == 10  # alignment padding is fine
+    with pytest.raises(NdrError):
+        NetrSessionEnumRequest.decode(stub + b"\0" * 8)
+    with pytest.raises(NdrError):
+        NetrSessionDelResponse.decode(NetrSessionDelResponse(0).encode() + b"\0" * 12)

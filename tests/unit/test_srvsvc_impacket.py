@@ -177,10 +177,6 @@ def test_impacket_share_enum_request_decodes_in_ours(level: int, server: str | N
         assert ours == NetrShareEnumRequest(server, level, 0xFFFFFFFF, resume)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG srvsvc.py _decode_enum_struct: SHARE_ENUM_UNION arms 2/501/502/503 are read as armless",
-)
 @pytest.mark.parametrize("level", [2, 501, 502, 503])
 def test_impacket_share_enum_request_at_levels_we_do_not_list_keeps_its_tail(level: int) -> None:
     ours = NetrShareEnumRequest.decode(_imp_share_enum(None, level, 0))

@@ -30,8 +30,6 @@ REFERENT_STEP: Final = 4
 
 # The NUL that ends a string, and the padding that realigns to 4 after it (by the count's parity).
 _TERMINATOR: Final = (b"\0\0", b"\0\0\0\0")
-# The NUL that ends a string, and the padding that realigns to 4 after it (by the count's parity).
-_TERMINATOR: Final = (b"\0\0", b"\0\0\0\0")
 _PAD: Final = (b"", b"\0", b"\0\0", b"\0\0\0", b"\0\0\0\0", b"\0\0\0\0\0", b"\0\0\0\0\0\0", b"\0" * 7)
 
 
@@ -250,6 +248,12 @@ class NdrReader:
         if count * element_size > self.remaining:
             raise NdrError(f"array of {count} elements cannot fit in {self.remaining} bytes", at)
         return count
+
+    def done(self) -> None:
+        """The stub must end here, but for alignment padding (fewer than 8 bytes): a decoder that stops
+        short has misread the layout, and says so instead of returning wrong values."""
+        if self.remaining >= 8:
+            raise NdrError(f"{self.remaining} bytes left after the last parameter", self.pos)
 
     def take(self, n: int) -> bytes:
         """``n`` raw bytes."""

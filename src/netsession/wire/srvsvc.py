@@ -219,34 +219,57 @@ SERVER_INFOS: Final[dict[int, InfoArray]] = {
 # XXX_ENUM_STRUCT = {DWORD Level; [switch_is(Level)] union {XXX_INFO_n_CONTAINER* Leveln}}, and
 # XXX_INFO_n_CONTAINER = {DWORD EntriesRead; [size_is(EntriesRead)] XXX_INFO_n* Buffer}
 # (MS-SRVS §2.2.4.21, §2.2.4.38). The union discriminant is marshalled (non-encapsulated union, C706
-# §14.3.8); a level outside the union has no arm (empty default), so nothing follows its discriminant.
+# §14.3.8). Each union has its own arms (the IDL's cases): an arm this module has no record layout for
+# still has its container, which must then carry no entries; a level outside the union has no arm (the
+# empty [default] of Samba's IDL), so nothing follows its discriminant — how a server answers
+# ERROR_INVALID_LEVEL to such a level.
 
-def _encode_enum_struct(w: NdrWriter, arrays: dict[int, InfoArray], level: int, entries: list[Any]) -> None:
+# MS-SRVS §2.2.3.4, §2.2.3.5, §2.2.3.6, §2.2.3.7: the cases of each union.
+SESSION_ENUM_ARMS: Final = frozenset((0, 1, 2, 10, 502))
+SHARE_ENUM_ARMS: Final = frozenset((0, 1, 2, 501, 502, 503))
+SHARE_INFO_ARMS: Final = frozenset((0, 1, 2, 502, 1004, 1006, 1501, 1005, 501, 503))
+SERVER_INFO_ARMS: Final = frozenset((
+    100, 101, 102, 103, 502, 503, 599, 1005, 1107, 1010, 1016, 1017, 1018, 1501, 1502, 1503, 1506, 1510,
+    1511, 1512, 1513, 1514, 1515, 1516, 1518, 1523, 1528, 1529, 1530, 1533, 1534, 1535, 1536, 1538, 1539,
+    1540, 1541, 1542, 1543, 1544, 1545, 1546, 1547, 1548, 1549, 1550, 1552, 1553, 1554, 1555, 1556,
+))
+
+
+def _encode_enum_struct(
+    w: NdrWriter, arms: frozenset[int], arrays: dict[int, InfoArray], level: int, entries: list[Any]
+) -> None:
     w.u32(level)
     w.u32(level)  # union discriminant
-    array = arrays.get(level)
-    if array is None:
+    if level not in arms:
         return
+    array = arrays.get(level)
+    if array is None and entries:
+        raise ValueError(f"no record layout for level {level}")
     w.pointer(True)  # -> container
     # deferred referent: the container
     w.u32(len(entries))
     w.pointer(bool(entries))  # -> Buffer
-    if entries:
+    if entries and array is not None:
         array.encode(w, entries)
 
 
-def _decode_enum_struct(r: NdrReader, arrays: dict[int, InfoArray]) -> tuple[int, list[Any]]:
+def _decode_enum_struct(
+    r: NdrReader, arms: frozenset[int], arrays: dict[int, InfoArray]
+) -> tuple[int, list[Any]]:
     at = r.pos
     level = r.u32()
     tag = r.u32()
     if tag != level:
         raise NdrError(f"union discriminant {tag} differs from Level {level}", at)
-    array = arrays.get(level)
-    if array is None or not r.pointer():
+    if level not in arms or not r.pointer():
         return level, []
     count = r.u32()
+    at = r.pos
     if not r.pointer():
         return level, []
+    array = arrays.get(level)
+    if array is None:
+        raise NdrError(f"entries at level {level}, whose records this implementation does not read", at)
     return level, array.decode(r, count)
 
 
@@ -260,27 +283,38 @@ def _decode_resume(r: NdrReader) -> int | None:
     return r.u32() if r.pointer() else None
 
 
-def _encode_info_union(w: NdrWriter, infos: dict[int, InfoArray], level: int, info: Any | None) -> None:
+def _encode_info_union(
+    w: NdrWriter, arms: frozenset[int], infos: dict[int, InfoArray], level: int, info: Any | None
+) -> None:
     """A ``[switch_is(Level)]`` union whose arms are unique pointers to one record (SHARE_INFO,
     SERVER_INFO: MS-SRVS §2.2.3.6, §2.2.3.7)."""
     w.u32(level)
-    layout = infos.get(level)
-    if layout is None:
+    if level not in arms:
         return
+    layout = infos.get(level)
+    if layout is None and info is not None:
+        raise ValueError(f"no record layout for level {level}")
     w.pointer(info is not None)
-    if info is not None:
+    if info is not None and layout is not None:
         for s in layout.encode_fixed(w, info):
             w.wstring(s)
 
 
-def _decode_info_union(r: NdrReader, infos: dict[int, InfoArray], level: int) -> Any | None:
+def _decode_info_union(
+    r: NdrReader, arms: frozenset[int], infos: dict[int, InfoArray], level: int
+) -> Any | None:
     at = r.pos
     tag = r.u32()
     if tag != level:
         raise NdrError(f"union discriminant {tag} differs from Level {level}", at)
-    layout = infos.get(level)
-    if layout is None or not r.pointer():
+    if level not in arms:
         return None
+    at = r.pos
+    if not r.pointer():
+        return None
+    layout = infos.get(level)
+    if layout is None:
+        raise NdrError(f"a level-{level} record, which this implementation does not read", at)
     r.align(4)
     if r.remaining < layout.record_size:
         raise NdrError("record truncated", r.pos)
@@ -311,7 +345,7 @@ class NetrSessionEnumRequest:
         w.unique_wstring(self.server_name)
         w.unique_wstring(self.client_name)
         w.unique_wstring(self.user_name)
-        _encode_enum_struct(w, SESSION_ARRAYS, self.level, [])
+        _encode_enum_struct(w, SESSION_ENUM_ARMS, SESSION_ARRAYS, self.level, [])
         w.u32(self.preferred_max_length)
         _encode_resume(w, self.resume_handle)
         return w.getvalue()
@@ -320,8 +354,10 @@ class NetrSessionEnumRequest:
     def decode(cls, stub: bytes) -> Self:
         r = NdrReader(stub)
         server, client, user = r.unique_wstring(), r.unique_wstring(), r.unique_wstring()
-        level, _ = _decode_enum_struct(r, SESSION_ARRAYS)
-        return cls(server, client, user, level, r.u32(), _decode_resume(r))
+        level, _ = _decode_enum_struct(r, SESSION_ENUM_ARMS, SESSION_ARRAYS)
+        message = cls(server, client, user, level, r.u32(), _decode_resume(r))
+        r.done()
+        return message
 
 
 @dataclass
@@ -337,7 +373,7 @@ class NetrSessionEnumResponse:
 
     def encode(self) -> bytes:
         w = NdrWriter()
-        _encode_enum_struct(w, SESSION_ARRAYS, self.level, self.entries)
+        _encode_enum_struct(w, SESSION_ENUM_ARMS, SESSION_ARRAYS, self.level, self.entries)
         w.u32(self.total_entries)
         _encode_resume(w, self.resume_handle)
         w.u32(self.status)
@@ -346,10 +382,12 @@ class NetrSessionEnumResponse:
     @classmethod
     def decode(cls, stub: bytes) -> Self:
         r = NdrReader(stub)
-        level, entries = _decode_enum_struct(r, SESSION_ARRAYS)
+        level, entries = _decode_enum_struct(r, SESSION_ENUM_ARMS, SESSION_ARRAYS)
         total = r.u32()
         resume = _decode_resume(r)
-        return cls(level, entries, total, resume, r.u32())
+        message = cls(level, entries, total, resume, r.u32())
+        r.done()
+        return message
 
 
 @dataclass
@@ -371,7 +409,9 @@ class NetrSessionDelRequest:
     @classmethod
     def decode(cls, stub: bytes) -> Self:
         r = NdrReader(stub)
-        return cls(r.unique_wstring(), r.unique_wstring(), r.unique_wstring())
+        message = cls(r.unique_wstring(), r.unique_wstring(), r.unique_wstring())
+        r.done()
+        return message
 
 
 @dataclass
@@ -388,7 +428,10 @@ class NetrSessionDelResponse:
 
     @classmethod
     def decode(cls, stub: bytes) -> Self:
-        return cls(NdrReader(stub).u32())
+        r = NdrReader(stub)
+        message = cls(r.u32())
+        r.done()
+        return message
 
 
 @dataclass
@@ -404,7 +447,7 @@ class NetrShareEnumRequest:
     def encode(self) -> bytes:
         w = NdrWriter()
         w.unique_wstring(self.server_name)
-        _encode_enum_struct(w, SHARE_ARRAYS, self.level, [])
+        _encode_enum_struct(w, SHARE_ENUM_ARMS, SHARE_ARRAYS, self.level, [])
         w.u32(self.preferred_max_length)
         _encode_resume(w, self.resume_handle)
         return w.getvalue()
@@ -413,8 +456,10 @@ class NetrShareEnumRequest:
     def decode(cls, stub: bytes) -> Self:
         r = NdrReader(stub)
         server = r.unique_wstring()
-        level, _ = _decode_enum_struct(r, SHARE_ARRAYS)
-        return cls(server, level, r.u32(), _decode_resume(r))
+        level, _ = _decode_enum_struct(r, SHARE_ENUM_ARMS, SHARE_ARRAYS)
+        message = cls(server, level, r.u32(), _decode_resume(r))
+        r.done()
+        return message
 
 
 @dataclass
@@ -430,7 +475,7 @@ class NetrShareEnumResponse:
 
     def encode(self) -> bytes:
         w = NdrWriter()
-        _encode_enum_struct(w, SHARE_ARRAYS, self.level, self.entries)
+        _encode_enum_struct(w, SHARE_ENUM_ARMS, SHARE_ARRAYS, self.level, self.entries)
         w.u32(self.total_entries)
         _encode_resume(w, self.resume_handle)
         w.u32(self.status)
@@ -439,10 +484,12 @@ class NetrShareEnumResponse:
     @classmethod
     def decode(cls, stub: bytes) -> Self:
         r = NdrReader(stub)
-        level, entries = _decode_enum_struct(r, SHARE_ARRAYS)
+        level, entries = _decode_enum_struct(r, SHARE_ENUM_ARMS, SHARE_ARRAYS)
         total = r.u32()
         resume = _decode_resume(r)
-        return cls(level, entries, total, resume, r.u32())
+        message = cls(level, entries, total, resume, r.u32())
+        r.done()
+        return message
 
 
 @dataclass
@@ -464,7 +511,9 @@ class NetrShareGetInfoRequest:
     @classmethod
     def decode(cls, stub: bytes) -> Self:
         r = NdrReader(stub)
-        return cls(r.unique_wstring(), r.wstring(), r.u32())
+        message = cls(r.unique_wstring(), r.wstring(), r.u32())
+        r.done()
+        return message
 
 
 @dataclass
@@ -479,15 +528,17 @@ class NetrShareGetInfoResponse:
 
     def encode(self) -> bytes:
         w = NdrWriter()
-        _encode_info_union(w, SHARE_ARRAYS, self.level, self.info)
+        _encode_info_union(w, SHARE_INFO_ARMS, SHARE_ARRAYS, self.level, self.info)
         w.u32(self.status)
         return w.getvalue()
 
     @classmethod
     def decode(cls, stub: bytes, level: int) -> Self:
         r = NdrReader(stub)
-        info = _decode_info_union(r, SHARE_ARRAYS, level)
-        return cls(level, info, r.u32())
+        info = _decode_info_union(r, SHARE_INFO_ARMS, SHARE_ARRAYS, level)
+        message = cls(level, info, r.u32())
+        r.done()
+        return message
 
 
 @dataclass
@@ -507,7 +558,9 @@ class NetrServerGetInfoRequest:
     @classmethod
     def decode(cls, stub: bytes) -> Self:
         r = NdrReader(stub)
-        return cls(r.unique_wstring(), r.u32())
+        message = cls(r.unique_wstring(), r.u32())
+        r.done()
+        return message
 
 
 @dataclass
@@ -522,15 +575,17 @@ class NetrServerGetInfoResponse:
 
     def encode(self) -> bytes:
         w = NdrWriter()
-        _encode_info_union(w, SERVER_INFOS, self.level, self.info)
+        _encode_info_union(w, SERVER_INFO_ARMS, SERVER_INFOS, self.level, self.info)
         w.u32(self.status)
         return w.getvalue()
 
     @classmethod
     def decode(cls, stub: bytes, level: int) -> Self:
         r = NdrReader(stub)
-        info = _decode_info_union(r, SERVER_INFOS, level)
-        return cls(level, info, r.u32())
+        info = _decode_info_union(r, SERVER_INFO_ARMS, SERVER_INFOS, level)
+        message = cls(level, info, r.u32())
+        r.done()
+        return message
 
 
 # Request decoders by opnum, for a server dispatching on the opnum of a DCE/RPC request.
