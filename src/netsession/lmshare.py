@@ -28,6 +28,7 @@ from typing import Any, Final, NamedTuple
 from netsession.client.names import same_client, unc_client
 from netsession.client.pool import current_pool
 from netsession.client.rpc import SrvsvcClient
+from netsession.client.transport import TransportError
 from netsession.errors import (
     ERROR_INVALID_LEVEL,
     ERROR_INVALID_PARAMETER,
@@ -176,7 +177,17 @@ def NetSessionDel(servername: str | None, UncClientName: str | None, username: s
         if status != NERR_Success:
             raise NetApiError(status, funcname)
 
-    current_pool().run(servername, call, funcname=funcname, idempotent=False)
+    try:
+        current_pool().run(servername, call, funcname=funcname, idempotent=False)
+    except TransportError as exc:
+        if not exc.delivered:
+            raise
+        # Samba ends the caller's own connection too when its session matches, before answering.
+        raise NetApiError(
+            exc.winerror, funcname,
+            f"{exc.strerror} The connection closed after the request was sent: the sessions may have "
+            "been ended, the caller's own among them.",
+        ) from None
 
 
 def filter_error(

@@ -255,9 +255,11 @@ class ConnectionPool:
                     client.close()
                     raise
         except NetApiError as exc:
-            if exc.funcname == funcname:
-                raise
-            raise _renamed(exc, funcname) from None
+            # Name the function the caller called (the layers below leave it empty).
+            if not exc.funcname:
+                exc.funcname = funcname
+                exc.args = (exc.winerror, funcname, exc.strerror)
+            raise
 
     def close(self, server: str | None = None) -> None:
         """Close kept connections: all, or those to one server."""
@@ -279,13 +281,6 @@ class ConnectionPool:
         with self._lock:
             self._registrations.clear()
         self.close()
-
-
-def _renamed(exc: NetApiError, funcname: str) -> NetApiError:
-    """The same error, naming the function the caller called."""
-    clone = NetApiError(exc.winerror, funcname, exc.strerror)
-    clone.__cause__ = exc.__cause__
-    return clone
 
 
 _pool = ConnectionPool()
