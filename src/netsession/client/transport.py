@@ -402,7 +402,8 @@ class UnixSocketTransport:
             # the association is no longer in step.
             sock.setblocking(False)
             try:
-                return not sock.recv(1, socket.MSG_PEEK)
+                sock.recv(1, socket.MSG_PEEK)
+                return False
             finally:
                 sock.settimeout(self.timeout)
         except BlockingIOError:
