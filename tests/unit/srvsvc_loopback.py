@@ -4,6 +4,7 @@ Samba), with knobs to cut reads short, break the pipe, or count what was sent.""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -11,10 +12,12 @@ from typing import Any, Protocol
 from netsession.client.pool import ConnectionPool, Credentials
 from netsession.client.rpc import SRVSVC_SYNTAX
 from netsession.client.transport import TransportError
-from netsession.errors import RPC_S_SERVER_UNAVAILABLE
+from netsession.errors import ERROR_INVALID_LEVEL, RPC_S_SERVER_UNAVAILABLE
+from netsession.records import SESSION_INFO_1
 from netsession.server.srvsvc import CallContext, Reply, ServerIdentity, SrvsvcService
 from netsession.table import Caller, SessionTable
 from netsession.wire.dcerpc import Interface, RequestReceived, ServerAssociation
+from netsession.wire.srvsvc import NetrSessionEnumRequest, NetrSessionEnumResponse, Opnum
 
 ADMIN = Caller("admin", frozenset({"Administrators"}))
 PLAIN = Caller("bob", frozenset({"Users"}))
@@ -141,3 +144,28 @@ class ScriptedService:
 
     def call(self, ctx: CallContext, opnum: int, stub: bytes) -> Reply:
         return self.handlers[opnum](stub)
+
+
+def samba_like(entries: list[Any], level: int = 1) -> ScriptedService:
+    """Samba 4.17: filters ignored, cname without ``\\``."""
+
+    def enum(stub: bytes) -> Reply:
+        req = NetrSessionEnumRequest.decode(stub)
+        if req.level != level:
+            return Reply(NetrSessionEnumResponse(req.level, [], 0, 0, ERROR_INVALID_LEVEL).encode())
+        return Reply(NetrSessionEnumResponse(level, entries, len(entries), len(entries), 0).encode())
+
+    return ScriptedService({Opnum.NetrSessionEnum: enum})
+
+
+SAMBA_ENTRIES = [
+    SESSION_INFO_1("127.0.0.1", "nsadmin", 0, 5, 0, 0),
+    SESSION_INFO_1("10.0.0.7", "alice", 1, 9, 0, 0),
+    SESSION_INFO_1("::1", "bob", 0, 2, 0, 0),
+]
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

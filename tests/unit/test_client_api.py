@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from srvsvc_loopback import ADMIN, PLAIN, LoopbackTransport, ScriptedService, loopback_pool, table_service
+from srvsvc_loopback import (
+    ADMIN,
+    PLAIN,
+    SAMBA_ENTRIES,
+    LoopbackTransport,
+    ScriptedService,
+    free_tcp_port,
+    loopback_pool,
+    samba_like,
+    table_service,
+)
 
 import netsession
 from netsession import lmshare, win32net
@@ -281,25 +291,6 @@ def test_response_split_across_many_reads_and_fragments_is_reassembled(use_pool:
 
 
 # -- peers' quirks (Samba) ---------------------------------------------------------------------------
-
-
-def samba_like(entries: list[Any], level: int = 1) -> ScriptedService:
-    """Samba 4.17: filters ignored, cname without ``\\``."""
-
-    def enum(stub: bytes) -> Reply:
-        req = NetrSessionEnumRequest.decode(stub)
-        if req.level != level:
-            return Reply(NetrSessionEnumResponse(req.level, [], 0, 0, ERROR_INVALID_LEVEL).encode())
-        return Reply(NetrSessionEnumResponse(level, entries, len(entries), len(entries), 0).encode())
-
-    return ScriptedService({Opnum.NetrSessionEnum: enum})
-
-
-SAMBA_ENTRIES = [
-    SESSION_INFO_1("127.0.0.1", "nsadmin", 0, 5, 0, 0),
-    SESSION_INFO_1("10.0.0.7", "alice", 1, 9, 0, 0),
-    SESSION_INFO_1("::1", "bob", 0, 2, 0, 0),
-]
 
 
 def test_cname_without_the_unc_prefix_comes_back_with_it(use_pool: Any) -> None:
@@ -719,12 +710,6 @@ def test_unix_transport_alive_sees_the_server_hang_up(tmp_path: Path) -> None:
     assert not transport.alive()
     transport.close()
     listener.close()
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_smb_connection_refused_is_ERROR_BAD_NETPATH() -> None:
