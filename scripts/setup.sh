@@ -14,7 +14,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq samba smbclient samba-common-bin >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq samba smbclient samba-common-bin libnss-wrapper >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"
