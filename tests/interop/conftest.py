@@ -1,0 +1,61 @@
+"""Fixtures for interop tests against a private Samba smbd (see ``samba.py``): one smbd for the whole run,
+started on first use on a free loopback port and stopped (every process it started ended, its directory
+removed) at the end; per test, a fresh client connection pool and the clean-up of every smbclient the
+test held open."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+from samba import SambaServer, missing_prerequisites, running_samba
+
+from netsession.client.pool import ConnectionPool, set_pool
+from netsession.client.rpc import SrvsvcClient
+from netsession.client.transport import SmbPipeTransport
+
+SETTLE_TIMEOUT = 10.0
+
+
+@pytest.fixture(scope="session")
+def samba_server() -> Iterator[SambaServer]:
+    if shutil.which("smbd") is None and shutil.which("/usr/sbin/smbd") is None:
+        pytest.skip("Samba's smbd is not installed (apt-get install samba smbclient libnss-wrapper)")
+    reason = missing_prerequisites()
+    if reason is not None:
+        # smbd is there, so these tests are expected to run: say loudly what is missing.
+        pytest.fail(f"cannot start a private smbd: {reason}")
+    with running_samba() as server:
+        # smbd starts samba-dcerpcd and its rpcd_* helpers on the first pipe open (2-4 s): do it now,
+        # outside any one test's time.
+        admin = server.users["nsadmin"]
+        warm = SrvsvcClient(SmbPipeTransport("127.0.0.1", server.port, username=admin.name,
+                                             password=admin.password))
+        warm.connect()
+        warm.close()
+        yield server
+
+
+def wait_for_no_sessions(server: SambaServer) -> None:
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while server.sessions():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sessions left over: {server.sessions()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def samba(samba_server: SambaServer) -> Iterator[SambaServer]:
+    """The smbd with no session before and after the test, and a connection pool of the test's own."""
+    wait_for_no_sessions(samba_server)
+    previous = set_pool(ConnectionPool())
+    try:
+        yield samba_server
+    finally:
+        set_pool(previous).close()
+        for held in samba_server.held:
+            held.close()
+        samba_server.held.clear()
+        wait_for_no_sessions(samba_server)
