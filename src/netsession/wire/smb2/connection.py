@@ -64,7 +64,7 @@ from .crypto import (
     signing_algorithm_for,
     verify_signature,
 )
-from .header import Smb2Header, TransformHeader
+from .header import COMMAND_OFFSET, Smb2Header, TransformHeader
 from .messages import (
     CloseRequest,
     CreateRequest,
@@ -136,6 +136,14 @@ _TREE_COMMANDS = frozenset(
         Command.QUERY_INFO,
     )
 )
+
+
+# MS-SMB2 §3.3.4.1.4: responses that Session.EncryptData alone does not encrypt.
+_NEVER_ENCRYPTED_BY_SESSION = frozenset((Command.NEGOTIATE, Command.SESSION_SETUP))
+
+
+def _command_of(message: bytes | bytearray) -> int:
+    return int.from_bytes(message[COMMAND_OFFSET : COMMAND_OFFSET + 2], "little")
 
 
 class Pipe(Protocol):
@@ -413,8 +421,16 @@ class ServerConnection:
         chained = build_compound([r for r, _, _ in responses], signer=signer)
         target = encrypted
         if target is None:
-            # A session that requires encryption gets encrypted responses (§3.3.4.1.4).
-            target = next((s for _, s, _ in responses if s is not None and s.encrypt_data), None)
+            # A session that requires encryption gets encrypted responses (§3.3.4.1.4), except NEGOTIATE and
+            # SESSION_SETUP: the client learns of Session.EncryptData from that very (signed) response.
+            target = next(
+                (
+                    s
+                    for r, s, _ in responses
+                    if s is not None and s.encrypt_data and _command_of(r) not in _NEVER_ENCRYPTED_BY_SESSION
+                ),
+                None,
+            )
         if target is not None and target.keys is not None and target.keys.encryption_key is not None:
             cipher = self._cipher()
             nonce = self._random(nonce_size(cipher))
@@ -954,7 +970,8 @@ class ServerConnection:
             return None, NtStatus.STATUS_NOT_SUPPORTED
         klass = request.file_info_class
         if klass == FileInformationClass.FileStandardInformation:
-            data = FileStandardInformation(allocation_size=PIPE_ALLOCATION_SIZE).encode()
+            # As Windows (and smbd) answer for a pipe: DeletePending set, one link.
+            data = FileStandardInformation(allocation_size=PIPE_ALLOCATION_SIZE, delete_pending=True).encode()
         elif klass == FileInformationClass.FilePipeInformation:
             data = _PIPE_INFO.pack(1, 0)  # FILE_PIPE_MESSAGE_MODE, FILE_PIPE_QUEUE_OPERATION
         elif klass == FileInformationClass.FileBasicInformation:
