@@ -19,7 +19,9 @@ Errors print one line, ``NAME (number): message``, on stderr, and the exit statu
 
 Other modules add subcommands: each module named in :data:`EXTENSION_MODULES` that exists is imported and
 its ``register(subparsers)`` called with the argparse subparsers object; every subparser it adds must
-``set_defaults(func=...)`` with a function taking the parsed arguments and returning the exit status.
+``set_defaults(func=...)`` (or ``handler=...``) with a function taking the parsed arguments and returning
+the exit status. If the module defines an exception class ``CommandError``, those are printed as
+``netsession: message`` with exit status 2; a NetApiError is printed like the session commands' own.
 :data:`CONNECTION_OPTIONS` is a parent parser with the connection options, for subcommands that want them.
 """
 
@@ -381,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Usage-error exception classes the extension modules declared (their ``CommandError``).
+_extension_errors: list[type[Exception]] = []
+
+
 def _load_extensions(subparsers: Any) -> None:
     for name in EXTENSION_MODULES:
         try:
@@ -392,13 +398,20 @@ def _load_extensions(subparsers: Any) -> None:
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
+        error = getattr(module, "CommandError", None)
+        if isinstance(error, type) and issubclass(error, Exception) and error not in _extension_errors:
+            _extension_errors.append(error)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args))
+        handler = getattr(args, "func", None) or getattr(args, "handler", None)
+        try:
+            return int(handler(args))  # type: ignore[misc]
+        except tuple(_extension_errors) as exc:
+            raise UsageError(str(exc)) from None
     except NetApiError as exc:
         sys.stderr.write(f"{exc.name} ({exc.winerror}): {exc.strerror}\n")
         return 1

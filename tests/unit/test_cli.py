@@ -375,6 +375,31 @@ def test_other_modules_can_add_subcommands(monkeypatch: pytest.MonkeyPatch) -> N
     assert cli.main(["hello", "--status", "0"]) == 0
 
 
+def test_extension_handlers_and_their_command_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = types.ModuleType("netsession_test_extension2")
+
+    class CommandError(Exception):
+        pass
+
+    def fail(args: Any) -> int:
+        raise CommandError("no account store here")
+
+    def register(subparsers: Any) -> None:
+        subparsers.add_parser("ok").set_defaults(handler=lambda args: 0)
+        subparsers.add_parser("broken").set_defaults(handler=fail)
+
+    module.register = register  # type: ignore[attr-defined]
+    module.CommandError = CommandError  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "netsession_test_extension2", module)
+    monkeypatch.setattr(cli, "EXTENSION_MODULES", ("netsession_test_extension2",))
+    monkeypatch.setattr(cli, "_extension_errors", [])
+    assert cli.main(["ok"]) == 0
+    assert cli.main(["broken"]) == 2
+    assert capsys.readouterr().err == "netsession: no account store here\n"
+
+
 # -- real processes: one line on stderr, never a traceback --------------------------------------------
 
 
