@@ -731,6 +731,10 @@ class ServerConnection:
         assert self.dialect is not None
         if request.flags & SessionSetupFlags.BINDING:
             return self._error(header, NtStatus.STATUS_REQUEST_NOT_ACCEPTED, credits, None)  # no multichannel
+        if self.config.encrypt_data and not self.can_encrypt:
+            # §3.3.5.5: EncryptData with RejectUnencryptedAccess refuses a 2.x dialect, and a 3.x connection
+            # that negotiated no encryption, before any authentication.
+            return self._error(header, NtStatus.STATUS_ACCESS_DENIED, credits, None)
         if session is None:
             session = Session(self._new_session_id(), self, preauth_hash=self.preauth_hash)
             self.sessions[session.session_id] = session
