@@ -571,7 +571,11 @@ class ServerConnection:
         self, message: bytes, header: Smb2Header, session: Session | None, encrypted: Session | None
     ) -> int | None:
         """Session lookup, signature and encryption rules (§3.3.5.2.4, §3.3.5.2.9): an error, or None."""
-        if header.command in _SESSIONLESS and header.command != Command.SESSION_SETUP:
+        if header.command == Command.ECHO:
+            # §3.3.5.17: the session is verified when the ECHO is signed, or unencrypted with a SessionId.
+            if not (header.is_signed or (encrypted is None and header.session_id != 0)):
+                return None
+        elif header.command in _SESSIONLESS and header.command != Command.SESSION_SETUP:
             return None
         if header.command == Command.SESSION_SETUP and header.session_id == 0:
             return None
