@@ -196,7 +196,14 @@ class SmbPipeTransport:
             )
         except _smb.SMBAuthenticationError as exc:
             self.close()
-            raise TransportError(ERROR_LOGON_FAILURE, f"{self.where}: {exc}") from None
+            hint = "" if self._password is not None else "no password, and no usable Kerberos ticket: "
+            raise TransportError(ERROR_LOGON_FAILURE, f"{self.where}: {hint}{exc}") from None
+        except ImportError as exc:
+            # pyspnego's Kerberos needs python-gssapi (or krb5), an optional extra.
+            self.close()
+            raise TransportError(
+                ERROR_NOT_SUPPORTED, f"Kerberos is not available ({exc}; pip install 'pyspnego[kerberos]')"
+            ) from None
         except _smb.SMBResponseException as exc:
             self.close()
             raise self._status_error(exc.status, stage) from None
