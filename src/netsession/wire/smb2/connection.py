@@ -510,7 +510,10 @@ class ServerConnection:
         if header.command == Command.NEGOTIATE:
             if self.dialect is not None:
                 raise _Terminate("a second NEGOTIATE")  # §3.3.5.3
-            assert isinstance(body, NegotiateRequest)
+            if not isinstance(body, NegotiateRequest):
+                # An undecodable NEGOTIATE: answered, and the connection ends (nothing was negotiated).
+                self._terminate("malformed NEGOTIATE request")
+                return self._error(header, NtStatus.STATUS_INVALID_PARAMETER, credits, None)[0], None, False
             return self._negotiate(message, header, body, credits), None, False
         if self.dialect is None:
             raise _Terminate("a request before NEGOTIATE")
