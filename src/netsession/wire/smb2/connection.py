@@ -666,6 +666,9 @@ class ServerConnection:
     def _negotiate(
         self, message: bytes, header: Smb2Header, request: NegotiateRequest, credits: int
     ) -> bytearray:
+        if not request.dialects:
+            self._terminate("NEGOTIATE without dialects")
+            return self._error(header, NtStatus.STATUS_INVALID_PARAMETER, credits, None)[0]  # §3.3.5.4
         common = [d for d in request.dialects if d in self.config.dialects]
         if not common:
             self._terminate("no common dialect")
