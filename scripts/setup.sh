@@ -5,16 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages: Samba's server and client tools (the peers of the interop tests, and rpcclient /
+# smbclient for trying the server by hand), and nss_wrapper (test users for a private smbd without
+# touching /etc/passwd).
+PACKAGES=(samba smbclient samba-common-bin libnss-wrapper)
 need_apt=()
-for tool in smbd smbclient rpcclient smbstatus; do
-    command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "setup: installing Samba's tools (missing: ${need_apt[*]})" >&2
+    echo "setup: installing Debian packages: ${need_apt[*]}" >&2
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq samba smbclient samba-common-bin libnss-wrapper >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -33,6 +33,7 @@ class NetApiStatus(IntEnum):
     ERROR_LOGON_FAILURE = 1326
     RPC_S_SERVER_UNAVAILABLE = 1722
     RPC_S_UNKNOWN_IF = 1717
+    RPC_S_CALL_FAILED = 1726
     RPC_S_PROTOCOL_ERROR = 1728
     RPC_S_PROCNUM_OUT_OF_RANGE = 1745
     RPC_X_BAD_STUB_DATA = 1783
@@ -59,6 +60,7 @@ MESSAGES: dict[int, str] = {
     NetApiStatus.ERROR_LOGON_FAILURE: "The user name or password is incorrect.",
     NetApiStatus.RPC_S_SERVER_UNAVAILABLE: "The RPC server is unavailable.",
     NetApiStatus.RPC_S_UNKNOWN_IF: "The interface is unknown.",
+    NetApiStatus.RPC_S_CALL_FAILED: "The remote procedure call failed.",
     NetApiStatus.RPC_S_PROTOCOL_ERROR: "A remote procedure call (RPC) protocol error occurred.",
     NetApiStatus.RPC_S_PROCNUM_OUT_OF_RANGE: "The procedure number is out of range.",
     NetApiStatus.RPC_X_BAD_STUB_DATA: "The stub received bad data.",
@@ -82,6 +84,7 @@ ERROR_MORE_DATA = NetApiStatus.ERROR_MORE_DATA
 ERROR_LOGON_FAILURE = NetApiStatus.ERROR_LOGON_FAILURE
 RPC_S_SERVER_UNAVAILABLE = NetApiStatus.RPC_S_SERVER_UNAVAILABLE
 RPC_S_UNKNOWN_IF = NetApiStatus.RPC_S_UNKNOWN_IF
+RPC_S_CALL_FAILED = NetApiStatus.RPC_S_CALL_FAILED
 RPC_S_PROTOCOL_ERROR = NetApiStatus.RPC_S_PROTOCOL_ERROR
 RPC_S_PROCNUM_OUT_OF_RANGE = NetApiStatus.RPC_S_PROCNUM_OUT_OF_RANGE
 RPC_X_BAD_STUB_DATA = NetApiStatus.RPC_X_BAD_STUB_DATA
