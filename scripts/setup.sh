@@ -30,7 +30,13 @@ if [ ! -x .venv/bin/python ]; then
         "$PYTHON" -m venv .venv
     }
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v -e "^WARNING" -e "^$" || true
-.venv/bin/python -c "import netsession, impacket, smbprotocol, spnego" >/dev/null
+# Install (again) only when pyproject.toml changed since the last install into this venv.
+stamp=.venv/.netsession-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v -e "^WARNING" -e "^$" || true
+    .venv/bin/python -c "import netsession, impacket, smbprotocol, spnego, hypothesis, pytest_timeout" >/dev/null
+    echo "$want" > "$stamp"
+fi
 echo "setup: ready (.venv/bin/netsession)" >&2
