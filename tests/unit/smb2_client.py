@@ -171,10 +171,22 @@ class RecordingBackend:
         return sum(1 for k, _ in self.events if k == kind)
 
 
+_ACCOUNTS: list[MemoryAccounts] = []
+
+
+def default_accounts() -> MemoryAccounts:
+    """One shared lookup (the NT hashes are computed once)."""
+    if not _ACCOUNTS:
+        _ACCOUNTS.append(MemoryAccounts())
+    return _ACCOUNTS[0]
+
+
 def make_server(config: ServerConfig | None = None, *, seed: int = 1, **auth: Any) -> ServerConnection:
+    """A ServerConnection with the fixed clock, a seeded random source and a RecordingBackend: the same
+    seed and the same input give the same output, byte for byte."""
     config = config or ServerConfig(server_guid=SERVER_GUID)
     authenticator = NtlmAuthenticator(
-        MemoryAccounts(), server_name="FS1", entropy=DeterministicRandom(seed + 1000),
+        default_accounts(), server_name="FS1", entropy=DeterministicRandom(seed + 1000),
         clock=lambda: FIXED_UNIX_TIME, **auth,
     )
     return ServerConnection(

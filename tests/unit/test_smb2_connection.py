@@ -146,6 +146,25 @@ def test_negotiate_no_common_dialect_is_not_supported_then_closing() -> None:
     assert closing(client)
 
 
+def test_negotiate_with_no_dialects_is_invalid_parameter() -> None:
+    # MS-SMB2 §3.3.5.4: DialectCount 0 -> STATUS_INVALID_PARAMETER.
+    client = Smb2TestClient()
+    reply = client.negotiate(())
+    assert reply.header.status == NtStatus.STATUS_INVALID_PARAMETER
+    assert closing(client)
+
+
+def test_malformed_negotiate_is_answered_invalid_parameter_and_closes() -> None:
+    # A DialectCount that runs past the message: the body cannot be decoded (found by the fuzz tests:
+    # it raised AssertionError out of receive_data).
+    client = Smb2TestClient()
+    message = bytearray(client.build(client.negotiate_request((Dialect.SMB_2_1,))))
+    struct.pack_into("<H", message, 64 + 2, 0xFFFF)
+    (reply,) = client.replies(client.feed(frame(bytes(message))))
+    assert reply.header.status == NtStatus.STATUS_INVALID_PARAMETER
+    assert closing(client)
+
+
 def test_second_negotiate_closes_the_connection() -> None:
     client = Smb2TestClient.connected()
     assert client.feed(frame(bytes(client.build(client.negotiate_request((Dialect.SMB_3_1_1,)))))) == []
