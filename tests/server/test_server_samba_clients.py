@@ -254,3 +254,63 @@ def test_rpcclient_netsessdel_of_every_session_from_the_client_ends_its_own_too(
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"caller=admin .*operation=NetrSessionDel .*result=NERR_Success closed=2", server.log())
     wait_until(lambda: not server.sessions(), what="every session to end")
+
+
+# -- encryption, as smbclient and rpcclient ask for it ------------------------------------------------------
+
+
+@pytest.mark.parametrize("protection", ["encrypt", "sign", "off"])
+def test_samba_clients_against_a_server_that_requires_encryption(
+    encrypting: NetsessionServerProcess, protection: str
+) -> None:
+    # The server's --encrypt makes every SMB3 session encrypted whatever the client asked for.
+    option = f"--client-protection={protection}"
+    done = encrypting.smbclient(ALICE, "//127.0.0.1/IPC$", option, "-c", "help")
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = encrypting.samba_tool("rpcclient", "-p", str(encrypting.port), "127.0.0.1", "-U",
+                                 ADMIN.credentials, option, "-c", "netsessenum")
+    assert received(done.stdout) == 1
+
+
+@pytest.mark.parametrize("dialect", ["SMB2_02", "SMB2_10"])
+def test_smbclient_2_x_against_a_server_that_requires_encryption_is_access_denied(
+    encrypting: NetsessionServerProcess, dialect: str
+) -> None:
+    done = encrypting.smbclient(ALICE, "//127.0.0.1/IPC$", "-m", dialect, "-c", "help")
+    assert done.returncode != 0
+    assert "session setup failed: NT_STATUS_ACCESS_DENIED" in done.stdout + done.stderr
+
+
+# -- the share and server calls rpcclient makes -----------------------------------------------------------
+
+
+def test_rpcclient_srvinfo(server: NetsessionServerProcess) -> None:
+    done = server.rpcclient(ALICE, "srvinfo")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^\s*NSTEST\s+Wk Sv NT SNT", done.stdout, re.M), done.stdout
+    assert "platform_id     :\t500" in done.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="NetrShareEnum answers ERROR_INVALID_LEVEL at rpcclient's level 2")
+def test_rpcclient_netshareenumall_default_level_2_as_administrator(
+    server: NetsessionServerProcess,
+) -> None:
+    done = server.rpcclient(ADMIN, "netshareenumall")
+    assert done.returncode == 0, done.stdout
+    assert "netname: IPC$" in done.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="NetrShareGetInfo: ERROR_INVALID_LEVEL at rpcclient's level 502")
+def test_rpcclient_netsharegetinfo_default_level_502_as_administrator(
+    server: NetsessionServerProcess,
+) -> None:
+    done = server.rpcclient(ADMIN, "netsharegetinfo IPC$")
+    assert done.returncode == 0, done.stdout
+    assert "netname: IPC$" in done.stdout
+
+
+def test_rpcclient_netshareenumall_level_1(server: NetsessionServerProcess) -> None:
+    # rpcclient prints levels 1, 2 and 502 only; smbclient -L asks level 1.
+    done = server.rpcclient(ALICE, "netshareenumall 1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "netname: IPC$" in done.stdout
