@@ -285,18 +285,7 @@ class SambaServer:
     def own_processes(self) -> list[int]:
         """Every process whose command line names this server's smb.conf (smbd, its children, and the
         samba-dcerpcd / rpcd_* helpers smbd started): all ours, by construction."""
-        marker = str(self.conf).encode()
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker in cmdline and int(entry.name) != os.getpid():
-                pids.append(int(entry.name))
-        return pids
+        return processes_naming(self.conf)
 
     def hold_session(self, user: User, share: str = "IPC$") -> HeldSession:
         """Start an smbclient logged on as ``user`` and wait until smbstatus shows its session."""
@@ -334,16 +323,38 @@ class SambaServer:
                 self.process.kill()
                 self.process.wait(timeout=10)
         # The helpers smbd started outlive it (samba-dcerpcd calls setsid).
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            pids = self.own_processes()
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and any(_running(p) for p in pids):
-                time.sleep(0.05)
+        stop_processes_naming(self.conf)
+
+
+def processes_naming(conf: Path) -> list[int]:
+    """The processes whose command line names ``conf``: an smbd started with it and every helper it
+    started (they all get ``--configfile=<conf>``)."""
+    marker = str(conf).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline and int(entry.name) != os.getpid():
+            pids.append(int(entry.name))
+    return pids
+
+
+def stop_processes_naming(conf: Path) -> None:
+    """SIGTERM, then SIGKILL, every process naming ``conf``, waiting up to 5 s each time."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = processes_naming(conf)
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_running(p) for p in pids):
+            time.sleep(0.05)
 
 
 def _running(pid: int) -> bool:

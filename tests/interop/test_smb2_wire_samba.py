@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from samba import stop_processes_naming
 
 from netsession.wire.smb2 import crypto
 from netsession.wire.smb2 import messages as m
@@ -64,7 +65,7 @@ def smbd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     except KeyError:
         pytest.skip(f"no Unix account {USER!r} to map a Samba user to")
     root = tmp_path_factory.mktemp("smbd")
-    for d in ("private", "lock", "state", "cache", "pid", "share"):
+    for d in ("private", "lock", "state", "cache", "pid", "ncalrpc", "share"):
         (root / d).mkdir()
     port = free_port()
     conf = root / "smb.conf"
@@ -78,6 +79,7 @@ lock directory = {root}/lock
 state directory = {root}/state
 cache directory = {root}/cache
 pid directory = {root}/pid
+ncalrpc dir = {root}/ncalrpc
 smb ports = {port}
 disable netbios = yes
 interfaces = lo
@@ -121,6 +123,7 @@ read only = yes
         proc.wait(timeout=10)
         assert proc.stdin is not None
         proc.stdin.close()
+        stop_processes_naming(conf)  # samba-dcerpcd and rpcd_* detach from smbd and outlive it
 
 
 class Recorder:
