@@ -111,6 +111,9 @@ class NetsessionServer:
         row: TableRow | None = session.owner
         if row is not None:
             row.remove()
+            # The row's on_close closure holds the session: without this link cut, every ended session
+            # (and its connection, keys, buffers) would wait for the cyclic garbage collector.
+            session.owner = None
         log.info("session %#x ended (%s)", session.session_id, session.client_address)
 
     def open_pipe(self, session: Session, name: str) -> RpcPipe | None:
