@@ -377,22 +377,24 @@ def test_smbprotocol_session_del_on_a_shared_connection_answers_user_session_del
     assert server.count("alice") == 1
 
 
-def test_smbprotocol_session_del_on_a_shared_encrypted_connection_closes_it(
+def test_smbprotocol_session_del_on_a_shared_encrypted_connection_answers_user_session_deleted(
     smb: Any, server: NetsessionServerProcess
 ) -> None:
     client = smb(ALICE, require_encryption=True)
     alice = client.session
-    client.logon(BOB, require_encryption=True)
+    bob = client.logon(BOB, require_encryption=True)
+    client.ipc(bob)
     admin = smb(ADMIN).srvsvc()
     assert admin.session_del(LOOPBACK_CNAME, "alice") == NetApiStatus.NERR_Success
-    assert server.count("bob") == 1
-    # alice's next request is encrypted with the deleted session's key: MS-SMB2 §3.3.5.2.1.1 — a
-    # TRANSFORM_HEADER naming a session not in Connection.SessionTable disconnects the connection, so
-    # bob's session on it ends as well.
-    with pytest.raises(SESSION_GONE):
+    assert server.count("alice") == 0
+    # alice's next request is still encrypted with her deleted session's key: the connection keeps that key
+    # to decrypt it and answer STATUS_USER_SESSION_DELETED, encrypted (MS-SMB2 §3.3.5.2.9), and goes on.
+    with pytest.raises(SMBResponseException) as caught:
         client.connection.echo(sid=alice.session_id, timeout=5)
-    wait_until(lambda: server.count("bob") == 0, what="bob's session to end with the connection")
-    assert "encrypted message for an unknown session" in server.log()
+    assert caught.value.status == STATUS_USER_SESSION_DELETED
+    rows = client.srvsvc(session=bob).session_enum(10, None, "bob").entries
+    assert users(rows) == ["bob"]
+    assert server.count("bob") == 1
 
 
 def test_smbprotocol_session_del_of_the_only_session_closes_the_connection(

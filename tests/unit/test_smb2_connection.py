@@ -928,6 +928,20 @@ def test_close_session_with_another_session_left_answers_user_session_deleted() 
     assert client.backend.count("established") == 3
 
 
+def test_close_session_keeps_the_key_to_answer_a_sealed_request_user_session_deleted() -> None:
+    # A client that encrypts keeps sealing with the deleted session's key: the connection still decrypts
+    # it and answers STATUS_USER_SESSION_DELETED, sealed, instead of dropping bob's session with it.
+    client, alice, tree = ready()
+    bob = client.logon("bob")
+    client.server.close_session(alice.session_id)
+    for body in (EchoRequest(), CreateRequest("srvsvc")):
+        (reply,) = client.send(client.build(body, session=alice, tree=tree, sign=False), encrypt_for=alice)
+        assert reply.encrypted
+        assert reply.header.status == NtStatus.STATUS_USER_SESSION_DELETED
+    assert not closing(client)
+    assert client.tree_connect(bob)
+
+
 def test_close_session_of_the_last_session_closes_the_connection() -> None:
     client, session, tree = ready()
     client.open_pipe(session, tree)

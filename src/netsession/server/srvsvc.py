@@ -128,6 +128,7 @@ class SrvsvcService:
     def call(self, ctx: CallContext, opnum: int, stub: bytes) -> Reply:
         """Run one call and log it."""
         handler = self._handlers.get(opnum)
+        result: int | str
         if handler is None:
             reply, level, result = Reply(fault=NCA_S_OP_RNG_ERROR), None, NCA_S_OP_RNG_ERROR
         else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import struct
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, auto
@@ -110,6 +111,8 @@ STATUS_NOT_FOUND = 0xC0000225  # MS-ERREF 2.3.1: what a server without DFS answe
 _KNOWN_COMMANDS = frozenset(int(c) for c in Command)
 # Before NEGOTIATE a peer gets no more than this (MS-SMB2 §3.3.5.2: 64 KiB without multi-credit).
 PRE_NEGOTIATE_MAX_MESSAGE = 0x10000
+# How many ended encrypted sessions a connection remembers the keys of (see ServerConnection._ended).
+MAX_ENDED_SESSIONS = 8
 # What a client may have outstanding at most, and what a response grants at most.
 MAX_OUTSTANDING_CREDITS = 512
 # MS-FSCC §2.4.41 FilePipeInformation (ReadMode, CompletionMode), message mode, queued operation.
@@ -313,6 +316,9 @@ class ServerConnection:
         self.signing_algorithm: int | None = None
         self.preauth_hash = INITIAL_PREAUTH_HASH
         self.sessions: dict[int, Session] = {}
+        # Sessions ended while the connection lives on, kept only to decrypt what the client still sends
+        # on them and to answer it STATUS_USER_SESSION_DELETED, encrypted as it expects (§3.3.5.2.9).
+        self._ended: OrderedDict[int, Session] = OrderedDict()
         # The command sequence window (§3.3.1.1): ids in [_seq_low, _seq_high) may be used once.
         self._seq_low = 0
         self._seq_high = 1
@@ -390,7 +396,7 @@ class ServerConnection:
         if self.dialect is None or self.dialect < Dialect.SMB_3_0:
             raise _Terminate("TRANSFORM_HEADER before an SMB 3.x dialect was negotiated")
         transform = TransformHeader.decode(message)
-        session = self.sessions.get(transform.session_id)
+        session = self.sessions.get(transform.session_id) or self._ended.get(transform.session_id)
         if session is None or session.keys is None or session.keys.decryption_key is None:
             raise _Terminate("encrypted message for an unknown session")
         try:
@@ -552,9 +558,10 @@ class ServerConnection:
             )
 
         assert session is not None  # every other command needs a valid session
-        handler = {Command.LOGOFF: self._logoff, Command.TREE_CONNECT: self._tree_connect}.get(header.command)
-        if handler is not None:
-            response_body, status = handler(header, body, session)
+        if header.command == Command.LOGOFF:
+            response_body, status = self._logoff(header, body, session)
+        elif header.command == Command.TREE_CONNECT:
+            response_body, status = self._tree_connect(header, body, session)
         elif header.command in _UNIMPLEMENTED:
             response_body, status = None, NtStatus.STATUS_NOT_SUPPORTED
         else:
@@ -574,6 +581,8 @@ class ServerConnection:
         self, message: bytes, header: Smb2Header, session: Session | None, encrypted: Session | None
     ) -> int | None:
         """Session lookup, signature and encryption rules (§3.3.5.2.4, §3.3.5.2.9): an error, or None."""
+        if encrypted is not None and encrypted.session_id not in self.sessions:
+            return NtStatus.STATUS_USER_SESSION_DELETED  # sealed with an ended session's key
         if header.command == Command.ECHO:
             # §3.3.5.17: the session is verified when the ECHO is signed, or unencrypted with a SessionId.
             if not (header.is_signed or (encrypted is None and header.session_id != 0)):
@@ -833,6 +842,10 @@ class ServerConnection:
         session.trees.clear()
         was_valid = session.state is SessionState.VALID
         self.sessions.pop(session.session_id, None)
+        if session.keys is not None and session.keys.decryption_key is not None:  # a client may encrypt
+            self._ended[session.session_id] = session
+            while len(self._ended) > MAX_ENDED_SESSIONS:
+                self._ended.popitem(last=False)
         if was_valid:
             session.state = SessionState.IN_PROGRESS  # no longer usable
             self.backend.session_ended(session)
