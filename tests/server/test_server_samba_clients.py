@@ -291,7 +291,6 @@ def test_rpcclient_srvinfo(server: NetsessionServerProcess) -> None:
     assert "platform_id     :\t500" in done.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="NetrShareEnum answers ERROR_INVALID_LEVEL at rpcclient's level 2")
 def test_rpcclient_netshareenumall_default_level_2_as_administrator(
     server: NetsessionServerProcess,
 ) -> None:
@@ -307,6 +306,19 @@ def test_rpcclient_netsharegetinfo_default_level_502_as_administrator(
     done = server.rpcclient(ADMIN, "netsharegetinfo IPC$")
     assert done.returncode == 0, done.stdout
     assert "netname: IPC$" in done.stdout
+
+
+def test_rpcclient_netshareenumall_level_2_refused_to_a_plain_user(server: NetsessionServerProcess) -> None:
+    done = server.rpcclient(ALICE, "netshareenumall")
+    assert "WERR_ACCESS_DENIED" in done.stdout + done.stderr
+
+
+def test_rpcclient_netshareenum_sticky_lists_no_special_share(server: NetsessionServerProcess) -> None:
+    # Opnum 36 (NetrShareEnumSticky): IPC$ is special, not sticky — an empty list, not a fault.
+    done = server.rpcclient(ADMIN, "netshareenum 1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "IPC$" not in done.stdout
+    assert "fault" not in (done.stdout + done.stderr).lower()
 
 
 def test_rpcclient_netshareenumall_level_1(server: NetsessionServerProcess) -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from netsession.errors import (
+    ERROR_ACCESS_DENIED,
     ERROR_INVALID_LEVEL,
     ERROR_MORE_DATA,
     NERR_NetNameNotFound,
@@ -30,6 +31,8 @@ from netsession.wire.srvsvc import (
     SERVER_INFO_101,
     SHARE_INFO_0,
     SHARE_INFO_1,
+    SHARE_INFO_2,
+    SHI_USES_UNLIMITED,
     STYPE_IPC,
     STYPE_SPECIAL,
     SV_TYPE_NT,
@@ -44,9 +47,12 @@ from netsession.wire.srvsvc import (
     NetrSessionEnumResponse,
     NetrShareEnumRequest,
     NetrShareEnumResponse,
+    NetrShareEnumStickyRequest,
+    NetrShareEnumStickyResponse,
     NetrShareGetInfoRequest,
     NetrShareGetInfoResponse,
     Opnum,
+    ShareInfo,
 )
 
 audit_log = logging.getLogger("netsession.audit")
@@ -92,6 +98,8 @@ class ServerIdentity:
     type: int = SV_TYPE_WORKSTATION | SV_TYPE_SERVER | SV_TYPE_NT | SV_TYPE_SERVER_NT
 
 
+# The share levels this server answers (NetrShareEnum, NetrShareGetInfo).
+SHARE_LEVELS: Final = frozenset((0, 1, 2))
 IPC_SHARE: Final = Share("IPC$", STYPE_IPC | STYPE_SPECIAL, "Remote IPC")
 
 
@@ -117,6 +125,7 @@ class SrvsvcService:
             Opnum.NetrSessionDel: self._session_del,
             Opnum.NetrShareEnum: self._share_enum,
             Opnum.NetrShareGetInfo: self._share_get_info,
+            Opnum.NetrShareEnumSticky: self._share_enum_sticky,
             Opnum.NetrServerGetInfo: self._server_get_info,
         }
 
@@ -189,22 +198,44 @@ class SrvsvcService:
             detail = f"NERR_Success closed={len(r.closed)}"
         return Reply(NetrSessionDelResponse(r.status).encode()), None, detail
 
+    def _share_info(self, share: Share, level: int) -> ShareInfo:
+        """A share at level 0, 1 or 2 (MS-SRVS §2.2.4.22-24). IPC$ has no path, no password, no limit."""
+        if level == 0:
+            return SHARE_INFO_0(share.name)
+        if level == 1:
+            return SHARE_INFO_1(share.name, share.type, share.remark)
+        return SHARE_INFO_2(share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, 0, "", None)
+
+    def _share_level_status(self, ctx: CallContext, level: int) -> int:
+        if level not in SHARE_LEVELS:
+            return ERROR_INVALID_LEVEL
+        if level == 2 and not ctx.caller.is_operator:
+            return ERROR_ACCESS_DENIED  # MS-SRVS §3.1.4.8: level 2 is for administrators and operators
+        return NERR_Success
+
     def _share_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
         # MS-SRVS §3.1.4.8. The list is a handful of entries: all of them go in one answer, and the resume
         # handle (if any) moves past them, so a caller paging on sees the end.
         req = NetrShareEnumRequest.decode(stub)
-        entries: list[Any]
-        if req.level == 0:
-            entries = [SHARE_INFO_0(s.name) for s in self.shares]
-        elif req.level == 1:
-            entries = [SHARE_INFO_1(s.name, s.type, s.remark) for s in self.shares]
-        else:
-            resp = NetrShareEnumResponse(req.level, [], 0, req.resume_handle, ERROR_INVALID_LEVEL)
-            return Reply(resp.encode()), req.level, ERROR_INVALID_LEVEL
-        start = min(req.resume_handle or 0, len(entries))
-        entries = entries[start:]
-        resume = None if req.resume_handle is None else len(self.shares)
-        resp = NetrShareEnumResponse(req.level, entries, len(entries), resume, NERR_Success)
+        return self._share_list(ctx, req, self.shares, NetrShareEnumResponse)
+
+    def _share_enum_sticky(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.9: only sticky (persistent, non-special) shares; IPC$ is special, so: none.
+        req = NetrShareEnumStickyRequest.decode(stub)
+        sticky = [s for s in self.shares if not s.type & STYPE_SPECIAL]
+        return self._share_list(ctx, req, sticky, NetrShareEnumStickyResponse)
+
+    def _share_list(
+        self, ctx: CallContext, req: NetrShareEnumRequest, shares: Sequence[Share],
+        response: type[NetrShareEnumResponse],
+    ) -> tuple[Reply, int | None, int | str]:
+        status = self._share_level_status(ctx, req.level)
+        if status != NERR_Success:
+            return Reply(response(req.level, [], 0, req.resume_handle, status).encode()), req.level, status
+        start = min(req.resume_handle or 0, len(shares))
+        entries = [self._share_info(share, req.level) for share in shares[start:]]
+        resume = None if req.resume_handle is None else len(shares)
+        resp = response(req.level, entries, len(entries), resume, NERR_Success)
         return Reply(resp.encode()), req.level, NERR_Success
 
     def _share_get_info(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
@@ -212,18 +243,13 @@ class SrvsvcService:
         req = NetrShareGetInfoRequest.decode(stub)
         wanted = req.net_name.casefold()
         share = next((s for s in self.shares if s.name.casefold() == wanted), None)
-        status: int
-        info: SHARE_INFO_0 | SHARE_INFO_1 | None = None
-        if req.level not in (0, 1):
-            status = ERROR_INVALID_LEVEL
-        elif share is None:
-            status = NERR_NetNameNotFound
-        else:
-            status = NERR_Success
-            if req.level == 0:
-                info = SHARE_INFO_0(share.name)
+        status = self._share_level_status(ctx, req.level)
+        info: ShareInfo | None = None
+        if status == NERR_Success:
+            if share is None:
+                status = NERR_NetNameNotFound
             else:
-                info = SHARE_INFO_1(share.name, share.type, share.remark)
+                info = self._share_info(share, req.level)
         return Reply(NetrShareGetInfoResponse(req.level, info, status).encode()), req.level, status
 
     def _server_get_info(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:

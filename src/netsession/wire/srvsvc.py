@@ -50,6 +50,7 @@ class Opnum(IntEnum):
     NetrShareEnum = 15
     NetrShareGetInfo = 16
     NetrServerGetInfo = 21
+    NetrShareEnumSticky = 36
 
 
 # MS-SRVS §2.2.2.4 share types.
@@ -59,6 +60,8 @@ STYPE_DEVICE: Final = 0x00000002
 STYPE_IPC: Final = 0x00000003
 STYPE_SPECIAL: Final = 0x80000000
 STYPE_TEMPORARY: Final = 0x40000000
+# MS-SRVS §2.2.4.24: shi2_max_uses with no limit.
+SHI_USES_UNLIMITED: Final = 0xFFFFFFFF
 
 # MS-SRVS §2.2.2.6 / MS-DTYP: platform id and server type bits.
 PLATFORM_ID_NT: Final = 500
@@ -100,7 +103,20 @@ class SERVER_INFO_101(NamedTuple):
     sv101_comment: str | None
 
 
-ShareInfo = SHARE_INFO_0 | SHARE_INFO_1
+class SHARE_INFO_2(NamedTuple):
+    """MS-SRVS §2.2.4.24."""
+
+    shi2_netname: str | None
+    shi2_type: int
+    shi2_remark: str | None
+    shi2_permissions: int
+    shi2_max_uses: int
+    shi2_current_uses: int
+    shi2_path: str | None
+    shi2_passwd: str | None
+
+
+ShareInfo = SHARE_INFO_0 | SHARE_INFO_1 | SHARE_INFO_2
 ServerInfo = SERVER_INFO_100 | SERVER_INFO_101
 
 
@@ -208,6 +224,7 @@ SESSION_ARRAYS: Final[dict[int, InfoArray]] = {
 SHARE_ARRAYS: Final[dict[int, InfoArray]] = {
     0: _layout(SHARE_INFO_0, "s"),
     1: _layout(SHARE_INFO_1, "s", "d", "s"),
+    2: _layout(SHARE_INFO_2, "s", "d", "s", "d", "d", "d", "s", "s"),
 }
 SERVER_INFOS: Final[dict[int, InfoArray]] = {
     100: _layout(SERVER_INFO_100, "d", "s"),
@@ -493,6 +510,20 @@ class NetrShareEnumResponse:
 
 
 @dataclass
+class NetrShareEnumStickyRequest(NetrShareEnumRequest):
+    """MS-SRVS §3.1.4.9 (Samba: NetShareEnum): NetrShareEnum's parameters, for the sticky shares."""
+
+    opnum: ClassVar[int] = Opnum.NetrShareEnumSticky
+
+
+@dataclass
+class NetrShareEnumStickyResponse(NetrShareEnumResponse):
+    """MS-SRVS §3.1.4.9."""
+
+    opnum: ClassVar[int] = Opnum.NetrShareEnumSticky
+
+
+@dataclass
 class NetrShareGetInfoRequest:
     """MS-SRVS §3.1.4.10. NetName is a top-level ``[in, string]`` (ref) pointer: no referent id."""
 
@@ -595,4 +626,5 @@ REQUESTS: Final[dict[int, Any]] = {
     Opnum.NetrShareEnum: NetrShareEnumRequest,
     Opnum.NetrShareGetInfo: NetrShareGetInfoRequest,
     Opnum.NetrServerGetInfo: NetrServerGetInfoRequest,
+    Opnum.NetrShareEnumSticky: NetrShareEnumStickyRequest,
 }
