@@ -387,10 +387,12 @@ def test_impacket_session_del_of_ones_own_session_ends_it(
     connect(ALICE, bind=False)
     admin = connect(ADMIN)
     # impacket moves DCE/RPC over the pipe with WRITE then READ. The WRITE ends the caller's own (and only)
-    # session, so its connection is closed and the READ that would carry the reply never gets an answer
-    # (rpcclient, which uses FSCTL_PIPE_TRANSCEIVE, does get its NERR_Success: see the Samba tests).
-    with pytest.raises(CONNECTION_GONE):
+    # session; the connection stays (the client is mid-conversation), and the READ that would carry the
+    # reply is answered STATUS_USER_SESSION_DELETED (rpcclient, which uses FSCTL_PIPE_TRANSCEIVE, gets its
+    # NERR_Success: see the Samba tests).
+    with pytest.raises(SessionError) as caught:
         srvs.hNetrSessionDel(admin.dce, srvs.NULL, _wstr("admin"))
+    assert caught.value.getErrorCode() == STATUS_USER_SESSION_DELETED
     wait_until(lambda: server.count("admin") == 0, what="the admin's session to end")
     assert server.count("alice") == 1
     assert re.search(r"caller=admin .*operation=NetrSessionDel .*result=NERR_Success closed=1", server.log())

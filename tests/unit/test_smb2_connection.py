@@ -107,8 +107,11 @@ def test_negotiate_picks_the_highest_common_dialect() -> None:
 
 def test_negotiate_3_1_1_contexts_preauth_cipher_signing() -> None:
     client = Smb2TestClient()
-    reply = client.negotiate((Dialect.SMB_3_1_1,), ciphers=(Cipher.AES_256_CCM, Cipher.AES_128_CCM),
-                             signing=(SigningAlgorithm.HMAC_SHA256, SigningAlgorithm.AES_CMAC))
+    reply = client.negotiate(
+        (Dialect.SMB_3_1_1,),
+        ciphers=(Cipher.AES_256_CCM, Cipher.AES_128_CCM),
+        signing=(SigningAlgorithm.HMAC_SHA256, SigningAlgorithm.AES_CMAC),
+    )
     body = reply.body
     assert isinstance(body, NegotiateResponse)
     (preauth,) = [c for c in body.negotiate_contexts if isinstance(c, PreauthIntegrityCapabilities)]
@@ -452,8 +455,11 @@ def test_bad_signature_is_access_denied(dialect: int) -> None:
     assert reply.header.status == NtStatus.STATUS_ACCESS_DENIED
 
 
-@pytest.mark.parametrize("algorithm", [SigningAlgorithm.AES_GMAC, SigningAlgorithm.AES_CMAC,
-                                       SigningAlgorithm.HMAC_SHA256], ids=lambda a: a.name)
+@pytest.mark.parametrize(
+    "algorithm",
+    [SigningAlgorithm.AES_GMAC, SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256],
+    ids=lambda a: a.name,
+)
 def test_signed_request_gets_a_signed_response_with_the_negotiated_algorithm(algorithm: int) -> None:
     client = Smb2TestClient.connected(signing=(algorithm,))
     assert client.signing_algorithm == algorithm
@@ -475,8 +481,11 @@ def test_signing_not_required_by_server_accepts_unsigned_requests() -> None:
 # -- encryption (§3.3.4.1.4, §3.3.5.2.1.1, §3.3.5.2.9) -------------------------------------------------------
 
 
-@pytest.mark.parametrize("cipher", [Cipher.AES_128_GCM, Cipher.AES_128_CCM, Cipher.AES_256_GCM,
-                                    Cipher.AES_256_CCM], ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "cipher",
+    [Cipher.AES_128_GCM, Cipher.AES_128_CCM, Cipher.AES_256_GCM, Cipher.AES_256_CCM],
+    ids=lambda c: c.name,
+)
 def test_encrypted_request_gets_an_encrypted_response(cipher: int) -> None:
     client = Smb2TestClient.connected(ciphers=(cipher,))
     session = client.logon("alice")
@@ -518,8 +527,9 @@ def test_server_encrypt_data_refuses_a_2_x_session_setup(dialect: int) -> None:
 
 def test_server_encrypt_data_refuses_3_0_without_the_client_encryption_capability() -> None:
     server = make_server(ServerConfig(encrypt_data=True))
-    client = Smb2TestClient.connected((Dialect.SMB_3_0,), server=server,
-                                      capabilities=GlobalCapabilities.LARGE_MTU)
+    client = Smb2TestClient.connected(
+        (Dialect.SMB_3_0,), server=server, capabilities=GlobalCapabilities.LARGE_MTU
+    )
     client.logon("alice", expect=NtStatus.STATUS_ACCESS_DENIED)
 
 
@@ -628,8 +638,9 @@ def test_read_of_an_empty_pipe_is_pipe_empty() -> None:
 def test_transceive_writes_and_reads_one_message() -> None:
     client, session, tree = ready()
     fid = client.open_pipe(session, tree)
-    reply = client.request(IoctlRequest(TRANSCEIVE, fid, b"hello", max_output_response=3),
-                           session=session, tree=tree)
+    reply = client.request(
+        IoctlRequest(TRANSCEIVE, fid, b"hello", max_output_response=3), session=session, tree=tree
+    )
     assert reply.header.status == NtStatus.STATUS_BUFFER_OVERFLOW
     assert isinstance(reply.body, IoctlResponse)
     assert reply.body.output == b"oll"
@@ -714,8 +725,11 @@ def test_query_info_classes_clients_ask_of_a_pipe(info_class: int) -> None:
 def test_query_info_other_class_is_invalid_info_class_and_other_type_not_supported() -> None:
     client, session, tree = ready()
     fid = client.open_pipe(session, tree)
-    reply = client.request(QueryInfoRequest(InfoType.FILE, FileInformationClass.FileAllInformation, fid, 999),
-                           session=session, tree=tree)
+    reply = client.request(
+        QueryInfoRequest(InfoType.FILE, FileInformationClass.FileAllInformation, fid, 999),
+        session=session,
+        tree=tree,
+    )
     assert reply.header.status == NtStatus.STATUS_INVALID_INFO_CLASS
     reply = client.request(QueryInfoRequest(InfoType.SECURITY, 0, fid, 999), session=session, tree=tree)
     assert reply.header.status == NtStatus.STATUS_NOT_SUPPORTED
@@ -779,10 +793,17 @@ def test_related_create_ioctl_close_compound() -> None:
     ids = client.next_ids(3)
     related = HeaderFlags.RELATED_OPERATIONS
     create = client.build(CreateRequest("srvsvc"), session=session, tree=tree, message_id=ids[0], sign=False)
-    ioctl = client.build(IoctlRequest(TRANSCEIVE, FILE_ID_ANY, b"ping", max_output_response=64),
-                         session=session, tree=tree, message_id=ids[1], flags=related, sign=False)
-    close = client.build(CloseRequest(FILE_ID_ANY), session=session, tree=tree, message_id=ids[2],
-                         flags=related, sign=False)
+    ioctl = client.build(
+        IoctlRequest(TRANSCEIVE, FILE_ID_ANY, b"ping", max_output_response=64),
+        session=session,
+        tree=tree,
+        message_id=ids[1],
+        flags=related,
+        sign=False,
+    )
+    close = client.build(
+        CloseRequest(FILE_ID_ANY), session=session, tree=tree, message_id=ids[2], flags=related, sign=False
+    )
     # Each element is signed over itself and its padding, as built into the chain.
     from netsession.wire.smb2.compound import build_compound
 
@@ -801,10 +822,17 @@ def test_related_create_ioctl_close_compound() -> None:
 def test_related_chain_after_a_failure_inherits_the_failure() -> None:
     client, session, tree = ready()
     ids = client.next_ids(2)
-    create = client.build(CreateRequest("nosuchpipe"), session=session, tree=tree, message_id=ids[0],
-                          sign=False)
-    close = client.build(CloseRequest(FILE_ID_ANY), session=session, tree=tree, message_id=ids[1],
-                         flags=HeaderFlags.RELATED_OPERATIONS, sign=False)
+    create = client.build(
+        CreateRequest("nosuchpipe"), session=session, tree=tree, message_id=ids[0], sign=False
+    )
+    close = client.build(
+        CloseRequest(FILE_ID_ANY),
+        session=session,
+        tree=tree,
+        message_id=ids[1],
+        flags=HeaderFlags.RELATED_OPERATIONS,
+        sign=False,
+    )
     from netsession.wire.smb2.compound import build_compound
 
     chain = build_compound([create, close], signer=lambda part: client.sign(part, session))
@@ -823,8 +851,9 @@ def test_unrelated_compound_answers_each_element() -> None:
     client, session, _tree = ready()
     ids = client.next_ids(2)
     echo = client.build(EchoRequest(), session=session, message_id=ids[0], sign=False)
-    bad_tree = client.build(TreeConnectRequest("\\\\fs1\\nope"), session=session, message_id=ids[1],
-                            sign=False)
+    bad_tree = client.build(
+        TreeConnectRequest("\\\\fs1\\nope"), session=session, message_id=ids[1], sign=False
+    )
     from netsession.wire.smb2.compound import build_compound
 
     chain = build_compound([echo, bad_tree], signer=lambda part: client.sign(part, session))
@@ -857,9 +886,16 @@ def _validate(client: Smb2TestClient, **change: object) -> ValidateNegotiateInfo
 
 def test_validate_negotiate_info_matching_is_answered() -> None:
     client, session, tree = ready(Dialect.SMB_3_0)
-    reply = client.request(IoctlRequest(FsctlCode.FSCTL_VALIDATE_NEGOTIATE_INFO, FILE_ID_ANY,
-                                        _validate(client).encode(), max_output_response=24),
-                           session=session, tree=tree)
+    reply = client.request(
+        IoctlRequest(
+            FsctlCode.FSCTL_VALIDATE_NEGOTIATE_INFO,
+            FILE_ID_ANY,
+            _validate(client).encode(),
+            max_output_response=24,
+        ),
+        session=session,
+        tree=tree,
+    )
     assert reply.header.status == NtStatus.STATUS_SUCCESS
     assert isinstance(reply.body, IoctlResponse)
     answer = ValidateNegotiateInfoResponse.decode(reply.body.output)
@@ -868,13 +904,23 @@ def test_validate_negotiate_info_matching_is_answered() -> None:
     assert client.verify(reply, session)
 
 
-@pytest.mark.parametrize("change", [{"dialects": (Dialect.SMB_2_1,)}, {"security_mode": 3},
-                                    {"guid": bytes(16)}, {"capabilities": 0}], ids=str)
+@pytest.mark.parametrize(
+    "change",
+    [{"dialects": (Dialect.SMB_2_1,)}, {"security_mode": 3}, {"guid": bytes(16)}, {"capabilities": 0}],
+    ids=str,
+)
 def test_validate_negotiate_info_mismatch_closes(change: dict[str, object]) -> None:
     client, session, tree = ready(Dialect.SMB_3_0)
-    message = client.build(IoctlRequest(FsctlCode.FSCTL_VALIDATE_NEGOTIATE_INFO, FILE_ID_ANY,
-                                        _validate(client, **change).encode(), max_output_response=24),
-                           session=session, tree=tree)
+    message = client.build(
+        IoctlRequest(
+            FsctlCode.FSCTL_VALIDATE_NEGOTIATE_INFO,
+            FILE_ID_ANY,
+            _validate(client, **change).encode(),
+            max_output_response=24,
+        ),
+        session=session,
+        tree=tree,
+    )
     assert client.send(message) == []
     assert closing(client)
 
@@ -950,6 +996,30 @@ def test_close_session_of_the_last_session_closes_the_connection() -> None:
     assert client.backend.events[-1] == ("ended", session.session_id)
     assert client.backend.pipes[0].closed == 1
     assert "last session" in client.server.close_reason
+
+
+def test_close_session_from_the_connections_own_request_keeps_it_open_for_the_reply() -> None:
+    # A caller whose pipe call ends its own (last) session gets its reply, and the connection stays: its
+    # next request is STATUS_USER_SESSION_DELETED (closing at once would race the reply in the client).
+    client, session, tree = ready()
+    fid = client.open_pipe(session, tree)
+    pipe = client.backend.pipes[-1]
+    original_write = pipe.write
+
+    def write_and_end_own_session(data: bytes) -> None:
+        original_write(data)
+        client.server.close_session(session.session_id)
+
+    pipe.write = write_and_end_own_session  # type: ignore[method-assign]
+    reply = client.request(
+        IoctlRequest(TRANSCEIVE, fid, b"bye", max_output_response=16), session=session, tree=tree
+    )
+    assert reply.header.status == NtStatus.STATUS_SUCCESS
+    assert isinstance(reply.body, IoctlResponse) and reply.body.output == b"eyb"
+    assert not closing(client)
+    assert (
+        client.request(EchoRequest(), session=session).header.status == NtStatus.STATUS_USER_SESSION_DELETED
+    )
 
 
 def test_close_session_of_an_unknown_id_changes_nothing_else() -> None:

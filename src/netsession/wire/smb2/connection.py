@@ -19,42 +19,33 @@ Nothing here reads a clock or touches a socket: the FILETIME clock and the rando
 from __future__ import annotations
 
 import os
-import struct
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum, auto
-from typing import Any, Protocol
+from typing import Any
 
-from .auth import AuthContext, AuthenticationFailed, Authenticator, Identity
+from .auth import AuthenticationFailed, Authenticator
 from .codec import Smb2DecodeError
 from .compound import build_compound, split_compound
 from .constants import (
     Cipher,
     Command,
     Dialect,
-    FileAttributes,
-    FileInformationClass,
     FsctlCode,
     GlobalCapabilities,
     HashAlgorithm,
     HeaderFlags,
-    InfoType,
     IoctlFlags,
     NegotiateContextType,
     NtStatus,
     SecurityMode,
     SessionFlags,
     SessionSetupFlags,
-    ShareFlags,
-    ShareType,
     SigningAlgorithm,
 )
-from .create import FILE_ID_ANY, CloseResponse, CreateResponse, FileId, FlushResponse
+from .create import FILE_ID_ANY
 from .crypto import (
     INITIAL_PREAUTH_HASH,
-    SessionKeys,
     Smb2IntegrityError,
     decrypt_message,
     derive_session_keys,
@@ -66,29 +57,20 @@ from .crypto import (
     verify_signature,
 )
 from .header import COMMAND_OFFSET, Smb2Header, TransformHeader
+from .ipc import IpcShare
 from .messages import (
-    CloseRequest,
-    CreateRequest,
     EchoResponse,
     ErrorResponse,
-    FlushRequest,
     IoctlRequest,
     IoctlResponse,
     LogoffResponse,
-    QueryInfoRequest,
-    QueryInfoResponse,
     RawBody,
     ReadRequest,
-    ReadResponse,
     Request,
     SessionSetupRequest,
     SessionSetupResponse,
     TreeConnectRequest,
-    TreeConnectResponse,
-    TreeDisconnectRequest,
-    TreeDisconnectResponse,
     WriteRequest,
-    WriteResponse,
     decode_request,
 )
 from .negotiate import (
@@ -99,15 +81,14 @@ from .negotiate import (
     SigningCapabilities,
     Smb1NegotiateRequest,
 )
-from .payloads import FileStandardInformation, ValidateNegotiateInfoRequest, ValidateNegotiateInfoResponse
+from .payloads import ValidateNegotiateInfoRequest, ValidateNegotiateInfoResponse
+from .state import Backend, Chain, Open, Pipe, ServerConfig, Session, SessionState, TreeConnect
 from .transport import DirectTcpDeframer, frame
 
 SMB1_PROTOCOL_ID = b"\xffSMB"
 SMB2_PROTOCOL_ID = b"\xfeSMB"
 TRANSFORM_PROTOCOL_ID = b"\xfdSMB"
 DIALECT_WILDCARD = 0x02FF  # MS-SMB2 §3.3.5.3.1: "SMB 2.???"
-IPC_SHARE = "IPC$"
-STATUS_NOT_FOUND = 0xC0000225  # MS-ERREF 2.3.1: what a server without DFS answers a referral request
 _KNOWN_COMMANDS = frozenset(int(c) for c in Command)
 # Before NEGOTIATE a peer gets no more than this (MS-SMB2 §3.3.5.2: 64 KiB without multi-credit).
 PRE_NEGOTIATE_MAX_MESSAGE = 0x10000
@@ -115,30 +96,11 @@ PRE_NEGOTIATE_MAX_MESSAGE = 0x10000
 MAX_ENDED_SESSIONS = 8
 # What a client may have outstanding at most, and what a response grants at most.
 MAX_OUTSTANDING_CREDITS = 512
-# MS-FSCC §2.4.41 FilePipeInformation (ReadMode, CompletionMode), message mode, queued operation.
-_PIPE_INFO = struct.Struct("<II")
-_BASIC_INFO = struct.Struct("<QQQQII")  # MS-FSCC §2.4.7
-_NETWORK_OPEN_INFO = struct.Struct("<QQQQQQII")  # MS-FSCC §2.4.29
-PIPE_ALLOCATION_SIZE = 4096
-# MS-SMB2 §2.2.10: MaximalAccess of IPC$ as Windows grants it to an authenticated user.
-IPC_MAXIMAL_ACCESS = 0x001F01FF
 _UNIMPLEMENTED = frozenset(
     (Command.LOCK, Command.QUERY_DIRECTORY, Command.CHANGE_NOTIFY, Command.SET_INFO, Command.OPLOCK_BREAK)
 )
-# Commands that need no session (MS-SMB2 §3.3.5.2.9) or no tree (§3.3.5.2.11).
+# Commands that need no session (MS-SMB2 §3.3.5.2.9).
 _SESSIONLESS = frozenset((Command.NEGOTIATE, Command.SESSION_SETUP, Command.ECHO, Command.CANCEL))
-_TREE_COMMANDS = frozenset(
-    (
-        Command.TREE_DISCONNECT,
-        Command.CREATE,
-        Command.CLOSE,
-        Command.FLUSH,
-        Command.READ,
-        Command.WRITE,
-        Command.IOCTL,
-        Command.QUERY_INFO,
-    )
-)
 
 
 # MS-SMB2 §3.3.4.1.4: responses that Session.EncryptData alone does not encrypt.
@@ -149,136 +111,8 @@ def _command_of(message: bytes | bytearray) -> int:
     return int.from_bytes(message[COMMAND_OFFSET : COMMAND_OFFSET + 2], "little")
 
 
-class Pipe(Protocol):
-    """One open of a named pipe, in message mode: each write is a message in, replies come out as
-    messages that reads take in pieces."""
-
-    def write(self, data: bytes) -> None: ...
-
-    def read(self, max_length: int) -> tuple[bytes, int]:
-        """Up to ``max_length`` bytes of the current message, and how many bytes of it remain."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class Backend(Protocol):
-    """What the server behind the connection provides and is told.
-
-    ``session_established`` / ``session_ended`` bracket every authenticated session (ended by LOGOFF,
-    by the connection's loss, or by :meth:`ServerConnection.close_session`); ``session_active`` is
-    called for each request on it (idle time); ``open_pipe`` opens a named pipe on IPC$ (None: no such
-    pipe) and the connection closes what it opened.
-    """
-
-    def session_established(self, session: Session) -> None: ...
-
-    def session_active(self, session: Session) -> None: ...
-
-    def session_ended(self, session: Session) -> None: ...
-
-    def open_pipe(self, session: Session, name: str) -> Pipe | None: ...
-
-
-@dataclass
-class ServerConfig:
-    """How the server negotiates. Signing is required by default; ``encrypt_data`` makes every 3.x
-    session encrypted (MS-SMB2 §3.3.1.5 Server.EncryptData) and refuses clients that cannot."""
-
-    server_guid: uuid.UUID = field(default_factory=uuid.uuid4)
-    dialects: tuple[int, ...] = (
-        Dialect.SMB_2_0_2,
-        Dialect.SMB_2_1,
-        Dialect.SMB_3_0,
-        Dialect.SMB_3_0_2,
-        Dialect.SMB_3_1_1,
-    )
-    require_signing: bool = True
-    encrypt_data: bool = False
-    max_transact_size: int = 0x100000
-    max_read_size: int = 0x100000
-    max_write_size: int = 0x100000
-    # Preference order for 3.1.1 (MS-SMB2 §3.3.5.4 lets the server choose among the client's offers).
-    ciphers: tuple[int, ...] = (
-        Cipher.AES_128_GCM,
-        Cipher.AES_128_CCM,
-        Cipher.AES_256_GCM,
-        Cipher.AES_256_CCM,
-    )
-    signing_algorithms: tuple[int, ...] = (
-        SigningAlgorithm.AES_GMAC,
-        SigningAlgorithm.AES_CMAC,
-        SigningAlgorithm.HMAC_SHA256,
-    )
-
-    @property
-    def max_message_size(self) -> int:
-        """The largest request the transport accepts once negotiated (MS-SMB2 §3.3.5.2)."""
-        return max(self.max_transact_size, self.max_read_size, self.max_write_size) + 0x1000
-
-
-class SessionState(Enum):
-    IN_PROGRESS = auto()
-    VALID = auto()
-
-
-@dataclass(eq=False)
-class Open:
-    """An open of a named pipe (MS-SMB2 §3.3.1.10)."""
-
-    file_id: FileId
-    tree: TreeConnect
-    name: str
-    pipe: Pipe
-
-
-@dataclass(eq=False)
-class TreeConnect:
-    """MS-SMB2 §3.3.1.9."""
-
-    tree_id: int
-    share: str
-    opens: dict[int, Open] = field(default_factory=dict)  # by volatile FileId
-
-
-@dataclass(eq=False)
-class Session:
-    """MS-SMB2 §3.3.1.8, the part a pipe server needs. ``owner`` is the backend's own handle on it
-    (the server keeps its session-table row there)."""
-
-    session_id: int
-    connection: ServerConnection
-    state: SessionState = SessionState.IN_PROGRESS
-    auth: AuthContext | None = None
-    identity: Identity | None = None
-    keys: SessionKeys | None = None
-    signing_required: bool = False
-    encrypt_data: bool = False
-    preauth_hash: bytes = INITIAL_PREAUTH_HASH
-    trees: dict[int, TreeConnect] = field(default_factory=dict)
-    owner: Any = None
-
-    @property
-    def client_address(self) -> str:
-        return self.connection.client_address
-
-    @property
-    def num_opens(self) -> int:
-        return sum(len(t.opens) for t in self.trees.values())
-
-
 class _Terminate(Exception):
     """The connection must end (MS-SMB2 says "disconnect" / "terminate the connection")."""
-
-
-@dataclass
-class _Chain:
-    """What a compound chain's related requests inherit (MS-SMB2 §3.3.5.2.7.2)."""
-
-    session_id: int = 0
-    tree_id: int = 0
-    file_id: FileId | None = None
-    status: int = NtStatus.STATUS_SUCCESS
 
 
 class ServerConnection:
@@ -304,6 +138,7 @@ class ServerConnection:
         self._out = bytearray()
         self.closing = False
         self.close_reason = ""
+        self._processing = False  # inside receive_data (a NetrSessionDel may come from our own request)
         # Negotiated state (MS-SMB2 §3.3.1.7).
         self.dialect: int | None = None
         self._smb1_wildcard_answered = False
@@ -323,8 +158,7 @@ class ServerConnection:
         self._seq_low = 0
         self._seq_high = 1
         self._seq_used: set[int] = set()
-        self._next_tree_id = 1
-        self._next_file_id = 1
+        self.ipc = IpcShare(config, backend)
 
     # -- the driver's side ----------------------------------------------------------------------------
 
@@ -333,6 +167,7 @@ class ServerConnection:
         queued for :meth:`data_to_send`. A protocol violation sets :attr:`closing`."""
         if self.closing:
             return
+        self._processing = True
         try:
             for message in self._deframer.receive_data(data):
                 self._process_transport_message(message)
@@ -340,6 +175,8 @@ class ServerConnection:
                     break
         except (_Terminate, Smb2DecodeError) as exc:
             self._terminate(str(exc))
+        finally:
+            self._processing = False
 
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
@@ -354,12 +191,16 @@ class ServerConnection:
 
     def close_session(self, session_id: int) -> None:
         """End a session from outside (NetrSessionDel, MS-SMB2 §3.3.4.12): its opens are closed, its trees
-        disconnected, and the client's next request on it is answered STATUS_USER_SESSION_DELETED. A
-        connection left with no session is closed once what is queued has been sent."""
+        disconnected, and the client's next request on it is answered STATUS_USER_SESSION_DELETED.
+
+        A connection left with no session is closed once what is queued has been sent — unless the
+        deletion comes from a request on this very connection (a caller ending its own session): that
+        client is waiting for its reply, and tearing the connection down behind it races the reply; it
+        learns of the deletion from its next request, and the idle timeout ends the connection."""
         session = self.sessions.get(session_id)
         if session is not None:
             self._end_session(session)
-        if not any(s.state is SessionState.VALID for s in self.sessions.values()):
+        if not self._processing and not any(s.state is SessionState.VALID for s in self.sessions.values()):
             self._terminate("its last session was deleted")
 
     # -- transport messages ---------------------------------------------------------------------------
@@ -383,7 +224,7 @@ class ServerConnection:
         elif protocol != SMB2_PROTOCOL_ID:
             raise _Terminate(f"unknown protocol id {protocol!r}")  # incl. compression (never negotiated)
         responses: list[tuple[bytearray, Session | None, bool]] = []
-        chain = _Chain()
+        chain = Chain()
         for i, part in enumerate(split_compound(message)):
             response = self._process_message(part, chain, first=i == 0, encrypted=encrypted_session)
             if response is not None:
@@ -493,7 +334,7 @@ class ServerConnection:
     # -- one SMB2 message -----------------------------------------------------------------------------
 
     def _process_message(
-        self, message: bytes, chain: _Chain, *, first: bool, encrypted: Session | None
+        self, message: bytes, chain: Chain, *, first: bool, encrypted: Session | None
     ) -> tuple[bytearray, Session | None, bool] | None:
         header = Smb2Header.decode(message)
         if header.is_response:
@@ -561,7 +402,13 @@ class ServerConnection:
         if header.command == Command.LOGOFF:
             response_body, status = self._logoff(header, body, session)
         elif header.command == Command.TREE_CONNECT:
-            response_body, status = self._tree_connect(header, body, session)
+            assert isinstance(body, TreeConnectRequest)
+            connected = self.ipc.tree_connect(body, session)
+            if connected is None:
+                response_body, status = None, NtStatus.STATUS_BAD_NETWORK_NAME
+            else:
+                new_tree, response_body = connected
+                header.tree_id, status = new_tree.tree_id, NtStatus.STATUS_SUCCESS  # the response's TreeId
         elif header.command in _UNIMPLEMENTED:
             response_body, status = None, NtStatus.STATUS_NOT_SUPPORTED
         else:
@@ -569,7 +416,14 @@ class ServerConnection:
             if tree is None:
                 response_body, status = None, NtStatus.STATUS_NETWORK_NAME_DELETED
             else:
-                response_body, status = self._tree_command(header, body, session, tree, chain)
+                if (
+                    isinstance(body, IoctlRequest)
+                    and body.ctl_code == FsctlCode.FSCTL_VALIDATE_NEGOTIATE_INFO
+                    and body.flags & IoctlFlags.IS_FSCTL
+                ):
+                    response_body, status = self._validate_negotiate(body)
+                else:
+                    response_body, status = self.ipc.handle(header, body, session, tree, chain)
         chain.status = status if response_body is None else NtStatus.STATUS_SUCCESS
         chain.tree_id = header.tree_id  # TREE_CONNECT sets the new one
         if response_body is None:
@@ -745,7 +599,7 @@ class ServerConnection:
         request: SessionSetupRequest,
         credits: int,
         session: Session | None,
-        chain: _Chain,
+        chain: Chain,
     ) -> tuple[bytearray, Session | None, bool]:
         assert self.dialect is not None
         if request.flags & SessionSetupFlags.BINDING:
@@ -838,7 +692,7 @@ class ServerConnection:
     def _end_session(self, session: Session) -> None:
         """Close every open and tree of the session and forget it; tell the backend once."""
         for tree in list(session.trees.values()):
-            self._disconnect_tree(tree)
+            self.ipc.disconnect(tree)
         session.trees.clear()
         was_valid = session.state is SessionState.VALID
         self.sessions.pop(session.session_id, None)
@@ -856,121 +710,6 @@ class ServerConnection:
         # §3.3.5.16: nothing here ever goes asynchronous (every pipe call is answered at once), so there
         # is nothing to cancel; CANCEL takes no credit and gets no response.
         return
-
-    # -- TREE_CONNECT, TREE_DISCONNECT (MS-SMB2 §3.3.5.7, §3.3.5.8) -----------------------------------
-
-    def _tree_connect(self, header: Smb2Header, body: Request, session: Session) -> tuple[Any, int]:
-        assert isinstance(body, TreeConnectRequest)
-        share = body.path.rsplit("\\", 1)[-1]
-        if not body.path.startswith("\\\\") or share.upper() != IPC_SHARE:
-            return None, NtStatus.STATUS_BAD_NETWORK_NAME
-        tree = TreeConnect(self._next_tree_id, IPC_SHARE)
-        self._next_tree_id += 1
-        session.trees[tree.tree_id] = tree
-        header.tree_id = tree.tree_id  # the response carries the new TreeId
-        flags = ShareFlags.ENCRYPT_DATA if session.encrypt_data else 0
-        return TreeConnectResponse(ShareType.PIPE, flags, 0, IPC_MAXIMAL_ACCESS), NtStatus.STATUS_SUCCESS
-
-    def _disconnect_tree(self, tree: TreeConnect) -> None:
-        for open_ in list(tree.opens.values()):
-            open_.pipe.close()
-        tree.opens.clear()
-
-    # -- commands on a tree -----------------------------------------------------------------------------
-
-    def _tree_command(
-        self, header: Smb2Header, body: Request, session: Session, tree: TreeConnect, chain: _Chain
-    ) -> tuple[Any, int]:
-        if isinstance(body, TreeDisconnectRequest):
-            self._disconnect_tree(tree)
-            del session.trees[tree.tree_id]
-            return TreeDisconnectResponse(), NtStatus.STATUS_SUCCESS
-        if isinstance(body, CreateRequest):
-            return self._create(body, session, tree, chain)
-        if isinstance(body, IoctlRequest):
-            return self._ioctl(header, body, session, tree, chain)
-        file_id = getattr(body, "file_id", None)
-        if file_id == FILE_ID_ANY and header.is_related and chain.file_id is not None:
-            file_id = chain.file_id  # §3.3.5.2.7.2
-        open_ = tree.opens.get(file_id.volatile) if file_id is not None else None
-        if open_ is None or open_.file_id != file_id:
-            return None, NtStatus.STATUS_FILE_CLOSED
-        chain.file_id = open_.file_id
-        if isinstance(body, CloseRequest):
-            del tree.opens[open_.file_id.volatile]
-            open_.pipe.close()
-            if body.flags & 0x0001:  # SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB
-                return CloseResponse(
-                    flags=1, allocation_size=PIPE_ALLOCATION_SIZE, file_attributes=FileAttributes.NORMAL
-                ), NtStatus.STATUS_SUCCESS
-            return CloseResponse(), NtStatus.STATUS_SUCCESS
-        if isinstance(body, WriteRequest):
-            if len(body.data) > self.config.max_write_size:
-                return None, NtStatus.STATUS_INVALID_PARAMETER
-            open_.pipe.write(bytes(body.data))
-            return WriteResponse(len(body.data)), NtStatus.STATUS_SUCCESS
-        if isinstance(body, ReadRequest):
-            if body.length > self.config.max_read_size:
-                return None, NtStatus.STATUS_INVALID_PARAMETER
-            data, remaining = open_.pipe.read(body.length)
-            if not data and not remaining:
-                # Nothing written yet: a blocking pipe would wait; every reply here comes with its request,
-                # so there is nothing to wait for.
-                return None, NtStatus.STATUS_PIPE_EMPTY
-            status = NtStatus.STATUS_BUFFER_OVERFLOW if remaining else NtStatus.STATUS_SUCCESS
-            return ReadResponse(data), status
-        if isinstance(body, FlushRequest):
-            return FlushResponse(), NtStatus.STATUS_SUCCESS
-        if isinstance(body, QueryInfoRequest):
-            return self._query_info(body)
-        return None, NtStatus.STATUS_NOT_SUPPORTED
-
-    def _create(
-        self, request: CreateRequest, session: Session, tree: TreeConnect, chain: _Chain
-    ) -> tuple[Any, int]:
-        # §3.3.5.9 on a pipe share: the name is the pipe's, without a leading backslash.
-        name = request.name.lstrip("\\")
-        if not name or "\\" in name:
-            return None, NtStatus.STATUS_OBJECT_NAME_NOT_FOUND
-        pipe = self.backend.open_pipe(session, name)
-        if pipe is None:
-            return None, NtStatus.STATUS_OBJECT_NAME_NOT_FOUND
-        file_id = FileId(self._next_file_id, self._next_file_id)
-        self._next_file_id += 1
-        tree.opens[file_id.volatile] = Open(file_id, tree, name, pipe)
-        chain.file_id = file_id
-        return CreateResponse(
-            file_id=file_id, allocation_size=PIPE_ALLOCATION_SIZE, file_attributes=FileAttributes.NORMAL
-        ), NtStatus.STATUS_SUCCESS
-
-    def _ioctl(
-        self, header: Smb2Header, request: IoctlRequest, session: Session, tree: TreeConnect, chain: _Chain
-    ) -> tuple[Any, int]:
-        # §3.3.5.15
-        if not request.flags & IoctlFlags.IS_FSCTL:
-            return None, NtStatus.STATUS_NOT_SUPPORTED
-        code = request.ctl_code
-        if code == FsctlCode.FSCTL_VALIDATE_NEGOTIATE_INFO:
-            return self._validate_negotiate(request)
-        if code == FsctlCode.FSCTL_PIPE_WAIT:
-            return IoctlResponse(code, FILE_ID_ANY), NtStatus.STATUS_SUCCESS
-        if code in (FsctlCode.FSCTL_DFS_GET_REFERRALS, FsctlCode.FSCTL_DFS_GET_REFERRALS_EX):
-            return None, STATUS_NOT_FOUND  # no DFS here
-        if code != FsctlCode.FSCTL_PIPE_TRANSCEIVE:
-            return None, NtStatus.STATUS_NOT_SUPPORTED
-        file_id = request.file_id
-        if file_id == FILE_ID_ANY and header.is_related and chain.file_id is not None:
-            file_id = chain.file_id
-        open_ = tree.opens.get(file_id.volatile)
-        if open_ is None or open_.file_id != file_id:
-            return None, NtStatus.STATUS_FILE_CLOSED
-        chain.file_id = open_.file_id
-        if len(request.input) > self.config.max_transact_size:
-            return None, NtStatus.STATUS_INVALID_PARAMETER
-        open_.pipe.write(bytes(request.input))
-        output, remaining = open_.pipe.read(min(request.max_output_response, self.config.max_transact_size))
-        status = NtStatus.STATUS_BUFFER_OVERFLOW if remaining else NtStatus.STATUS_SUCCESS
-        return IoctlResponse(code, open_.file_id, output=output), status
 
     def _validate_negotiate(self, request: IoctlRequest) -> tuple[Any, int]:
         # §3.3.5.15.12: anything but what was negotiated means a man in the middle: end the connection.
@@ -990,26 +729,6 @@ class ServerConnection:
         guid = self.config.server_guid.bytes_le
         out = ValidateNegotiateInfoResponse(self.capabilities, guid, mode, self.dialect)
         return IoctlResponse(request.ctl_code, FILE_ID_ANY, output=out.encode()), NtStatus.STATUS_SUCCESS
-
-    def _query_info(self, request: QueryInfoRequest) -> tuple[Any, int]:
-        # §3.3.5.20.1 on a pipe: the few classes clients ask for (MS-FSCC §2.4).
-        if request.info_type != InfoType.FILE:
-            return None, NtStatus.STATUS_NOT_SUPPORTED
-        klass = request.file_info_class
-        if klass == FileInformationClass.FileStandardInformation:
-            # As Windows (and smbd) answer for a pipe: DeletePending set, one link.
-            data = FileStandardInformation(allocation_size=PIPE_ALLOCATION_SIZE, delete_pending=True).encode()
-        elif klass == FileInformationClass.FilePipeInformation:
-            data = _PIPE_INFO.pack(1, 0)  # FILE_PIPE_MESSAGE_MODE, FILE_PIPE_QUEUE_OPERATION
-        elif klass == FileInformationClass.FileBasicInformation:
-            data = _BASIC_INFO.pack(0, 0, 0, 0, FileAttributes.NORMAL, 0)
-        elif klass == FileInformationClass.FileNetworkOpenInformation:
-            data = _NETWORK_OPEN_INFO.pack(0, 0, 0, 0, PIPE_ALLOCATION_SIZE, 0, FileAttributes.NORMAL, 0)
-        else:
-            return None, NtStatus.STATUS_INVALID_INFO_CLASS
-        if request.output_buffer_length < len(data):
-            return None, NtStatus.STATUS_INFO_LENGTH_MISMATCH
-        return QueryInfoResponse(data), NtStatus.STATUS_SUCCESS
 
 
 __all__ = [
