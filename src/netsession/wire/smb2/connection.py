@@ -22,6 +22,7 @@ import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .auth import AuthenticationFailed, Authenticator
@@ -46,6 +47,7 @@ from .constants import (
 from .create import FILE_ID_ANY
 from .crypto import (
     INITIAL_PREAUTH_HASH,
+    SessionKeys,
     Smb2IntegrityError,
     decrypt_message,
     derive_session_keys,
@@ -111,6 +113,15 @@ def _command_of(message: bytes | bytearray) -> int:
     return int.from_bytes(message[COMMAND_OFFSET : COMMAND_OFFSET + 2], "little")
 
 
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """The keys a message was sealed with (MS-SMB2 §3.3.5.2.1.1): its session's id and keys. An ended
+    session leaves only this behind (see ServerConnection._ended), not the session itself."""
+
+    session_id: int
+    keys: SessionKeys
+
+
 class _Terminate(Exception):
     """The connection must end (MS-SMB2 says "disconnect" / "terminate the connection")."""
 
@@ -153,7 +164,7 @@ class ServerConnection:
         self.sessions: dict[int, Session] = {}
         # Sessions ended while the connection lives on, kept only to decrypt what the client still sends
         # on them and to answer it STATUS_USER_SESSION_DELETED, encrypted as it expects (§3.3.5.2.9).
-        self._ended: OrderedDict[int, Session] = OrderedDict()
+        self._ended: OrderedDict[int, Seal] = OrderedDict()
         # The command sequence window (§3.3.1.1): ids in [_seq_low, _seq_high) may be used once.
         self._seq_low = 0
         self._seq_high = 1
@@ -218,7 +229,7 @@ class ServerConnection:
         if protocol == SMB1_PROTOCOL_ID:
             self._smb1_negotiate(message)
             return
-        encrypted_session: Session | None = None
+        encrypted_session: Seal | None = None
         if protocol == TRANSFORM_PROTOCOL_ID:
             encrypted_session, message = self._decrypt(message)
         elif protocol != SMB2_PROTOCOL_ID:
@@ -232,27 +243,31 @@ class ServerConnection:
         if responses:
             self._send_responses(responses, encrypted_session)
 
-    def _decrypt(self, message: bytes) -> tuple[Session, bytes]:
+    def _decrypt(self, message: bytes) -> tuple[Seal, bytes]:
         # MS-SMB2 §3.3.5.2.1.1.
         if self.dialect is None or self.dialect < Dialect.SMB_3_0:
             raise _Terminate("TRANSFORM_HEADER before an SMB 3.x dialect was negotiated")
         transform = TransformHeader.decode(message)
-        session = self.sessions.get(transform.session_id) or self._ended.get(transform.session_id)
-        if session is None or session.keys is None or session.keys.decryption_key is None:
+        session = self.sessions.get(transform.session_id)
+        if session is not None and session.keys is not None:
+            seal: Seal | None = Seal(session.session_id, session.keys)
+        else:
+            seal = self._ended.get(transform.session_id)
+        if seal is None or seal.keys.decryption_key is None:
             raise _Terminate("encrypted message for an unknown session")
         try:
-            _, plain = decrypt_message(message, session.keys.decryption_key, cipher=self._cipher())
+            _, plain = decrypt_message(message, seal.keys.decryption_key, cipher=self._cipher())
         except Smb2IntegrityError as exc:
             raise _Terminate(f"decryption failed: {exc}") from None
         if plain[:4] != SMB2_PROTOCOL_ID:
             raise _Terminate("decrypted message is not SMB2")
-        return session, plain
+        return seal, plain
 
     def _cipher(self) -> int:
         return self.cipher if self.dialect == Dialect.SMB_3_1_1 else Cipher.AES_128_CCM
 
     def _send_responses(
-        self, responses: list[tuple[bytearray, Session | None, bool]], encrypted: Session | None
+        self, responses: list[tuple[bytearray, Session | None, bool]], encrypted: Seal | None
     ) -> None:
         """Chain, sign each element, encrypt the whole when the request was (MS-SMB2 §3.3.4.1)."""
         signers = []
@@ -272,13 +287,16 @@ class ServerConnection:
             # SESSION_SETUP: the client learns of Session.EncryptData from that very (signed) response.
             target = next(
                 (
-                    s
+                    Seal(s.session_id, s.keys)
                     for r, s, _ in responses
-                    if s is not None and s.encrypt_data and _command_of(r) not in _NEVER_ENCRYPTED_BY_SESSION
+                    if s is not None
+                    and s.keys is not None
+                    and s.encrypt_data
+                    and _command_of(r) not in _NEVER_ENCRYPTED_BY_SESSION
                 ),
                 None,
             )
-        if target is not None and target.keys is not None and target.keys.encryption_key is not None:
+        if target is not None and target.keys.encryption_key is not None:
             cipher = self._cipher()
             nonce = self._random(nonce_size(cipher))
             chained = encrypt_message(
@@ -334,7 +352,7 @@ class ServerConnection:
     # -- one SMB2 message -----------------------------------------------------------------------------
 
     def _process_message(
-        self, message: bytes, chain: Chain, *, first: bool, encrypted: Session | None
+        self, message: bytes, chain: Chain, *, first: bool, encrypted: Seal | None
     ) -> tuple[bytearray, Session | None, bool] | None:
         header = Smb2Header.decode(message)
         if header.is_response:
@@ -432,7 +450,7 @@ class ServerConnection:
         return bytearray(out.encode() + response_body.encode()), session, self._should_sign(header, session)
 
     def _check_session(
-        self, message: bytes, header: Smb2Header, session: Session | None, encrypted: Session | None
+        self, message: bytes, header: Smb2Header, session: Session | None, encrypted: Seal | None
     ) -> int | None:
         """Session lookup, signature and encryption rules (§3.3.5.2.4, §3.3.5.2.9): an error, or None."""
         if encrypted is not None and encrypted.session_id not in self.sessions:
@@ -448,7 +466,7 @@ class ServerConnection:
         if session is None:
             return NtStatus.STATUS_USER_SESSION_DELETED
         if encrypted is not None:
-            if encrypted is not session:
+            if encrypted.session_id != session.session_id:
                 return NtStatus.STATUS_ACCESS_DENIED
             return None
         if session.state is SessionState.IN_PROGRESS:
@@ -697,7 +715,7 @@ class ServerConnection:
         was_valid = session.state is SessionState.VALID
         self.sessions.pop(session.session_id, None)
         if session.keys is not None and session.keys.decryption_key is not None:  # a client may encrypt
-            self._ended[session.session_id] = session
+            self._ended[session.session_id] = Seal(session.session_id, session.keys)
             while len(self._ended) > MAX_ENDED_SESSIONS:
                 self._ended.popitem(last=False)
         if was_valid:
