@@ -1251,8 +1251,9 @@ def test_encoding_a_15mb_response_is_linear() -> None:
     elapsed = time.perf_counter() - start
     assert len(pdus) == -(-len(stub) // 4256)
     # ~3,700 fragments; a quadratic encoder (re-slicing or re-joining the whole stub per
-    # fragment) would take minutes. Linear is a few tens of milliseconds.
-    assert elapsed < 1.0, elapsed
+    # fragment) would take minutes. Linear is a few tens of milliseconds; the bound leaves a loaded
+    # machine hundreds of times that (speed itself is measured in bench/, not here).
+    assert elapsed < 10.0, elapsed
 
 
 def test_decoding_a_15mb_response_in_one_write_is_linear() -> None:
@@ -1263,4 +1264,4 @@ def test_decoding_a_15mb_response_in_one_write_is_linear() -> None:
     (event,) = client.receive_data(data)
     elapsed = time.perf_counter() - start
     assert isinstance(event, ResponseReceived) and len(event.stub) == 15 << 20
-    assert elapsed < 2.0, elapsed
+    assert elapsed < 20.0, elapsed  # linear: ~0.1 s; quadratic: minutes

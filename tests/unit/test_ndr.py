@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import doctest
 import struct
-import time
 import tracemalloc
 from collections.abc import Callable
 
@@ -311,16 +310,15 @@ def _stub_100(head: bytes) -> bytes:
 
 
 def _assert_refused_small_and_fast(call: Callable[[], object]) -> NdrError:
+    # Refused before anything is allocated for the count: the peak stays tiny (an allocation sized by a
+    # count of 4 billion would be gigabytes). Memory, not time: tests do not time code.
     tracemalloc.start()
     try:
-        started = time.perf_counter()
         with pytest.raises(NdrError) as e:
             call()
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.05
     assert peak < 64 * 1024
     return e.value
 
