@@ -23,6 +23,7 @@ records always carry it in Windows' ``\\`` form, whatever the server sent (Samba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
 from netsession.client.names import same_client, unc_client
@@ -48,6 +49,7 @@ __all__ = [
     "SessionEnumResult",
     "check_getinfo_arguments",
     "filter_error",
+    "matcher",
     "matches",
 ]
 
@@ -93,6 +95,32 @@ def matches(record: SessionInfo, client: str | None, username: str | None) -> bo
         if not isinstance(user, str) or user.casefold() != username.casefold():
             return False
     return True
+
+
+def matcher(client: str | None, username: str | None) -> Callable[[SessionInfo], bool]:
+    """:func:`matches` with the filters fixed, for filtering many records: the filters are normalised
+    once, and each distinct cname is put in UNC form once (a whole answer often has a few)."""
+    unc_filter = unc_client(client)
+    wanted_client = unc_filter.casefold() if unc_filter is not None else None
+    wanted_user = username.casefold() if username else None
+    same: dict[str | None, bool] = {}
+
+    def match(record: SessionInfo) -> bool:
+        if wanted_client is not None:
+            cname = record[0]
+            ok = same.get(cname)
+            if ok is None:
+                unc = unc_client(cname)
+                ok = same[cname] = unc is not None and unc.casefold() == wanted_client
+            if not ok:
+                return False
+        if wanted_user is not None and len(record) > 1:
+            user = record[1]
+            if not isinstance(user, str) or user.casefold() != wanted_user:
+                return False
+        return True
+
+    return match
 
 
 def NetSessionEnum(
@@ -152,8 +180,9 @@ def NetSessionGetInfo(
         if r.status not in (NERR_Success, ERROR_MORE_DATA):
             raise NetApiError(r.status, funcname)
         records = _with_unc_cnames(r.entries)
+        match = matcher(client, username)
         for record in records:
-            if matches(record, client, username):
+            if match(record):
                 result: SessionInfo = record
                 return result
         raise filter_error(records, client, username, funcname)

@@ -55,7 +55,8 @@ def NetSessionEnum(
         resume = page.resume_handle
         seen.add(resume)
     if client or username:
-        kept = [r for r in records if lmshare.matches(r, client, username)]
+        match = lmshare.matcher(client, username)
+        kept = [r for r in records if match(r)]
         if records and not kept:
             raise lmshare.filter_error(records, client, username, "NetSessionEnum")
         records = kept
