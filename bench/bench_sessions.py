@@ -19,16 +19,16 @@ smbd processes divided by their number, and the 10,000 column is that times 10,0
 Its own NetrSessionEnum (level 1: the only level besides 0 Samba answers, FACTS.md §6) confirms the count.
 
 Measured 2026-11-21 on a 2 vCPU AMD EPYC VM (Firecracker), 23.5 GiB, Linux 6.18, Python 3.11.7,
-Samba 4.17.12-Debian; other jobs shared the machine (load 2-5), which moves the logon rates by +-30% and
-PSS (shared pages) by a few MB; USS does not move:
+Samba 4.17.12-Debian; other jobs shared the machine (load 5-6), which moves the logon rates by +-50% and
+PSS (shared pages, divided among every process mapping them) by a few MB; USS does not move:
 
     server      sessions  in table  PSS before  PSS held   RSS held  PSS/session  RSS/session  USS/session  PSS for 10,000  logons/s  PSS after
-    netsession      1000      1000     24.7 MB   30.1 MB    45.7 MB       5.4 kB       5.7 kB       5.7 kB           79 MB       298    30.6 MB
-    netsession     10000     10000     24.6 MB   84.4 MB    99.9 MB       6.0 kB       6.0 kB       6.0 kB           84 MB       253    86.4 MB
-    smbd             200       200     11.6 MB  150.5 MB  3045.9 MB     722.8 kB      15.1 MB     651.3 kB         7234 MB       124
+    netsession      1000      1000     29.1 MB   33.4 MB    45.6 MB       4.4 kB       5.7 kB       5.7 kB           73 MB       536    35.8 MB
+    netsession     10000     10000     26.4 MB   87.8 MB    99.9 MB       6.1 kB       6.0 kB       6.0 kB           88 MB       199    91.9 MB
+    smbd             200       200     16.2 MB  153.5 MB  3045.6 MB     723.5 kB      15.1 MB     651.4 kB         7244 MB       147
 
-So 10,000 sessions take ~85 MB in one netsession process (the issue's goal: under 500 MB), and would take
-~7.2 GB as 10,000 smbd processes. Two other runs: netsession 10,000 at 85.7 and 86.8 MB PSS (5.7-5.9 kB
+So 10,000 sessions take ~88 MB in one netsession process (the issue's goal: under 500 MB), and would take
+~7.2 GB as 10,000 smbd processes. Three earlier runs: netsession 10,000 at 84.4-86.8 MB PSS (5.7-6.0 kB
 per session), smbd 722-723 kB PSS per connection.
 """  # noqa: E501 - the recorded tables are as printed
 
@@ -90,9 +90,11 @@ def _kb(value: float) -> str:
 def bench_netsession(n: int, workers: int) -> list[str]:
     with _peers.running_netsession() as server:
         _warm_up(server.port)
-        time.sleep(0.5)
-        before = memory(server.pid)
         with session_holders(HOST, server.port, *USER, workers=workers) as holders:
+            # Measured with the client processes already running: they map the same shared libraries
+            # (libpython, libcrypto), which lowers the server's PSS share of those pages.
+            time.sleep(0.5)
+            before = memory(server.pid)
             opened = holders.open(n)
             if opened.errors:
                 print(f"netsession: {opened.errors} logons failed: {opened.first_error}", file=sys.stderr)
@@ -116,8 +118,8 @@ def bench_samba(n: int, workers: int) -> list[str]:
     with _peers.running_smbd() as samba:
         _warm_up(samba.port)
         wait_until(lambda: not smbd_children(samba), 10)
-        before = memory(samba.process.pid)
         with session_holders(HOST, samba.port, *USER, workers=workers) as holders:
+            before = memory(samba.process.pid)
             opened = holders.open(n)
             if opened.errors:
                 print(f"smbd: {opened.errors} logons failed, first: {opened.first_error}", file=sys.stderr)
