@@ -9,8 +9,9 @@ A string field is ``None`` where the wire carried a NULL pointer.
 
 from __future__ import annotations
 
-from codecs import utf_16_le_encode
 from typing import Any, NamedTuple, TypeAlias
+
+from netsession.wire.ndr import utf16_units
 
 # MS-SRVS §2.2.2.3 Session User Flags.
 SESS_GUEST = 0x00000001
@@ -123,13 +124,6 @@ def project(source: SESSION_INFO_502, level: int) -> SessionInfo:
 def to_pywin32(record: SessionInfo) -> dict[str, Any]:
     """The dict pywin32's ``win32net.NetSessionEnum`` returns for this record."""
     return dict(zip(PYWIN32_KEYS[_LEVEL_OF[type(record)]], record))
-
-
-def utf16_units(s: str) -> int:
-    """Length of ``s`` in UTF-16 code units (characters outside the BMP take two)."""
-    if s.isascii():
-        return len(s)
-    return len(utf_16_le_encode(s, "surrogatepass")[0]) >> 1
 
 
 def ndr_string_size(s: str | None) -> int:

@@ -67,8 +67,8 @@ from netsession.records import (
     SessionInfo,
     ndr_size,
     project,
-    utf16_units,
 )
+from netsession.wire.ndr import utf16_units
 
 __all__ = [
     "ADMIN_GROUPS",

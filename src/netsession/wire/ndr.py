@@ -16,6 +16,7 @@ checked against what the remaining bytes could hold *before* anything is allocat
 from __future__ import annotations
 
 from codecs import utf_16_le_decode, utf_16_le_encode
+from itertools import chain
 from struct import Struct
 from struct import error as struct_error
 from typing import Final
@@ -72,18 +73,30 @@ def encode_wstrings(strings: list[str]) -> bytes:
     """The referents of a run of ``[string]`` pointers, back to back, each 4-aligned — the deferred
     strings of an array of records.
 
-    Built as one ``str`` whose UTF-16LE encoding *is* the NDR: each header DWORD is written as two code
-    units (one, then 0, for counts below 65536), the padding as NUL units; then it is encoded once. Every
-    code point here is at most U+FFFF or a string's own character, so units map one to one, and lone
-    surrogates pass through as themselves. Each distinct string is laid out once."""
-    pieces: dict[str, str] = {}
-    for s in set(strings):
-        count = (len(s) if s.isascii() else len(utf_16_le_encode(s, "surrogatepass")[0]) >> 1) + 1
-        if count > 0xFFFF:  # the header would need a high unit: fall back to bytes for the whole run
-            return b"".join(map(encode_wstring, strings))
-        unit = chr(count)
-        pieces[s] = f"{unit}\0\0\0{unit}\0{s}" + ("\0\0" if count & 1 else "\0")
-    return utf_16_le_encode("".join(map(pieces.__getitem__, strings)), "surrogatepass")[0]
+    Built as one ``str`` whose UTF-16LE encoding *is* the NDR, then encoded once: each header DWORD is
+    written as two code units (the count, then 0, for counts below 65536), the terminator and padding as
+    NUL units. Every code point added is at most U+FFFF, so units map one to one (a count in the surrogate
+    range passes through as itself), and a string's own characters encode as they would alone. Headers and
+    tails depend only on the count: one per distinct count, interleaved with the strings by ``zip`` and
+    ``chain``, so no Python code runs per string."""
+    if "".join(strings).isascii():
+        counts = list(map((1).__add__, map(len, strings)))  # characters and the NUL
+    else:
+        counts = [utf16_units(s) + 1 for s in strings]
+    if counts and max(counts) > 0xFFFF:  # a header would need its high unit: bytes, one by one
+        return b"".join(map(encode_wstring, strings))
+    distinct = set(counts)
+    heads = {c: f"{chr(c)}\0\0\0{chr(c)}\0" for c in distinct}  # max_count, offset 0, actual_count
+    tails = {c: "\0\0" if c & 1 else "\0" for c in distinct}  # the NUL, and padding to 4 bytes
+    text = "".join(
+        chain.from_iterable(zip(map(heads.__getitem__, counts), strings, map(tails.__getitem__, counts)))
+    )
+    return utf_16_le_encode(text, "surrogatepass")[0]
+
+
+def utf16_units(s: str) -> int:
+    """Length of ``s`` in UTF-16 code units (characters outside the BMP take two)."""
+    return len(s) if s.isascii() else len(utf_16_le_encode(s, "surrogatepass")[0]) >> 1
 
 
 def decode_wstrings(data: bytes, pos: int, referents: list[int]) -> tuple[list[str | None], int]:
