@@ -178,3 +178,25 @@ def test_every_call_leaves_one_audit_line(caplog: pytest.LogCaptureFixture) -> N
         ("alice", "10.0.0.2", "NetrSessionEnum", 10, "fault 0x00000005"),
         ("admin", "10.0.0.1", "NetrSessionDel", None, "NERR_ClientNameNotFound"),
     ]
+
+
+@pytest.mark.parametrize(("offered", "negotiated"), [(4280, 4280), (0xFFF8, 0xFFF8), (5840, 5840)])
+def test_srvsvc_pipe_sends_fragments_as_large_as_the_client_accepts(offered: int, negotiated: int) -> None:
+    from netsession.server.pipes import SRVSVC_SYNTAX, RpcEndpoint
+    from netsession.wire.dcerpc import BindAccepted, ClientAssociation, ResponseReceived
+
+    svc = service()
+    for i in range(300):  # a response of ~20 kB
+        svc.table.add(f"10.0.{i >> 8}.{i & 255}", f"user{i}", on_close=lambda s: None)
+    endpoint = RpcEndpoint(svc, ADMIN)
+    client = ClientAssociation(max_xmit_frag=offered, max_recv_frag=offered)
+    client.bind(SRVSVC_SYNTAX)
+    (accepted,) = client.receive_data(b"".join(endpoint.receive(b"".join(client.data_to_send()))))
+    assert isinstance(accepted, BindAccepted) and accepted.max_xmit_frag == negotiated
+    client.request(Opnum.NetrSessionEnum, NetrSessionEnumRequest(level=502).encode())
+    pdus = endpoint.receive(b"".join(client.data_to_send()))
+    assert max(len(p) for p in pdus) <= negotiated
+    assert len(pdus) == -(-sum(len(p) - 24 for p in pdus) // (negotiated - 24))  # full fragments but the last
+    events = client.receive_data(b"".join(pdus))
+    assert isinstance(events[-1], ResponseReceived)
+    assert len(NetrSessionEnumResponse.decode(events[-1].stub).entries) == 300

@@ -21,6 +21,10 @@ from netsession.wire.srvsvc import SRVSVC_UUID, SRVSVC_VERSION
 log = logging.getLogger("netsession.server")
 
 SRVSVC_SYNTAX: Final = SyntaxId.parse(SRVSVC_UUID, *SRVSVC_VERSION)
+# The largest fragment we offer to receive and send (the bind settles on the smaller of this and the
+# client's offer, C706 §12.6.3.1): Windows and Samba clients offer 4280 and get it; a client offering
+# more gets a 10,000-session answer in a few dozen fragments instead of hundreds of round trips.
+MAX_FRAG: Final = 0xFFF8
 
 
 class RpcEndpoint:
@@ -29,7 +33,9 @@ class RpcEndpoint:
     def __init__(self, service: SrvsvcService, context: CallContext) -> None:
         self.service = service
         self.context = context
-        self.association = ServerAssociation([Interface(SRVSVC_SYNTAX, service.opnums)])
+        self.association = ServerAssociation(
+            [Interface(SRVSVC_SYNTAX, service.opnums)], max_recv_frag=MAX_FRAG
+        )
         self.broken = False
 
     def receive(self, data: bytes) -> list[bytes]:
