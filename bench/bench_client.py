@@ -88,12 +88,13 @@ that offer them), impacket 0.13.1, smbprotocol 1.17.0, pyspnego 0.12.4:
 
 Where the time goes at 10,000 sessions, bound: the server encodes and sends the ~800 kB answer (srv CPU
 55-70 ms; the floor row, a client adding ~5 ms of CPU, is about that). netsession's client adds 30-40 ms
-of CPU: decoding ~10-15 ms (the decode row), smbprotocol's ~13 READs of 64 KiB ~8 ms, and for the pywin32
-shape the dicts (~6 ms), the cnames' UNC check (~1.5 ms) and the client-side filter (~2 ms; matters for
-Samba, which ignores the filters). With 4280-byte fragments, as from a Windows server, the ~190 READs
-cost ~0.75 ms of client CPU each in smbprotocol (Structure-based packing of header and request, signing,
-and its receiving thread's parsing and signature check): ~150 ms, against ~0.1 ms per READ for rpcclient
-in C; still 1.75x rpcclient. impacket's time is its NDR decoding: its client CPU is its wall time.
+of CPU: decoding ~10-15 ms (the decode row), the ~13 READs of 64 KiB through smbprotocol and the
+fragments' reassembly ~10-15 ms, and for the pywin32 shape the dicts (~6 ms), the cnames' UNC check
+(~1.5 ms) and the client-side filter (~2 ms; it matters for Samba, which ignores the filters). With
+4280-byte fragments, as from a Windows server, the ~190 READs cost ~0.75 ms of client CPU each in
+smbprotocol (Structure-based packing of header and request, signing, and its receiving thread's parsing
+and signature check): ~150 ms, against ~0.1 ms per READ for rpcclient in C; still 1.75x rpcclient.
+impacket's time is its NDR decoding: its client CPU is its wall time.
 """
 
 from __future__ import annotations
