@@ -378,19 +378,22 @@ class NetrSessionEnumRequest:
 
 
 @dataclass
-class NetrSessionEnumResponse:
-    """MS-SRVS §3.1.4.5, [out] parameters and the NET_API_STATUS."""
+class EnumResponse:
+    """The [out] parameters of the Net*Enum methods: InfoStruct (an XXX_ENUM_STRUCT), TotalEntries,
+    ResumeHandle, then the NET_API_STATUS. Each operation names its union's arms and record layouts."""
 
-    opnum: ClassVar[int] = Opnum.NetrSessionEnum
+    opnum: ClassVar[int]
+    arms: ClassVar[frozenset[int]]
+    arrays: ClassVar[dict[int, InfoArray]]
     level: int
-    entries: list[SessionInfo] = field(default_factory=list)
+    entries: list[Any] = field(default_factory=list)
     total_entries: int = 0
     resume_handle: int | None = None
     status: int = 0
 
     def encode(self) -> bytes:
         w = NdrWriter()
-        _encode_enum_struct(w, SESSION_ENUM_ARMS, SESSION_ARRAYS, self.level, self.entries)
+        _encode_enum_struct(w, self.arms, self.arrays, self.level, self.entries)
         w.u32(self.total_entries)
         _encode_resume(w, self.resume_handle)
         w.u32(self.status)
@@ -399,12 +402,22 @@ class NetrSessionEnumResponse:
     @classmethod
     def decode(cls, stub: bytes) -> Self:
         r = NdrReader(stub)
-        level, entries = _decode_enum_struct(r, SESSION_ENUM_ARMS, SESSION_ARRAYS)
+        level, entries = _decode_enum_struct(r, cls.arms, cls.arrays)
         total = r.u32()
         resume = _decode_resume(r)
         message = cls(level, entries, total, resume, r.u32())
         r.done()
         return message
+
+
+@dataclass
+class NetrSessionEnumResponse(EnumResponse):
+    """MS-SRVS §3.1.4.5, [out] parameters and the NET_API_STATUS."""
+
+    opnum: ClassVar[int] = Opnum.NetrSessionEnum
+    arms: ClassVar[frozenset[int]] = SESSION_ENUM_ARMS
+    arrays: ClassVar[dict[int, InfoArray]] = SESSION_ARRAYS
+    entries: list[SessionInfo] = field(default_factory=list)
 
 
 @dataclass
@@ -480,33 +493,13 @@ class NetrShareEnumRequest:
 
 
 @dataclass
-class NetrShareEnumResponse:
+class NetrShareEnumResponse(EnumResponse):
     """MS-SRVS §3.1.4.8, [out] parameters and the status."""
 
     opnum: ClassVar[int] = Opnum.NetrShareEnum
-    level: int
+    arms: ClassVar[frozenset[int]] = SHARE_ENUM_ARMS
+    arrays: ClassVar[dict[int, InfoArray]] = SHARE_ARRAYS
     entries: list[ShareInfo] = field(default_factory=list)
-    total_entries: int = 0
-    resume_handle: int | None = None
-    status: int = 0
-
-    def encode(self) -> bytes:
-        w = NdrWriter()
-        _encode_enum_struct(w, SHARE_ENUM_ARMS, SHARE_ARRAYS, self.level, self.entries)
-        w.u32(self.total_entries)
-        _encode_resume(w, self.resume_handle)
-        w.u32(self.status)
-        return w.getvalue()
-
-    @classmethod
-    def decode(cls, stub: bytes) -> Self:
-        r = NdrReader(stub)
-        level, entries = _decode_enum_struct(r, SHARE_ENUM_ARMS, SHARE_ARRAYS)
-        total = r.u32()
-        resume = _decode_resume(r)
-        message = cls(level, entries, total, resume, r.u32())
-        r.done()
-        return message
 
 
 @dataclass
