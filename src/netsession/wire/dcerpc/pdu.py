@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import Final
+from typing import ClassVar, Final
 
 from netsession.errors import NetApiStatus
 
@@ -420,8 +420,8 @@ _FAULT_FIXED = struct.Struct("<IHBBII")  # ... status, reserved2
 
 
 @dataclass(frozen=True, slots=True)
-class Bind:
-    """bind (C706 §12.6.4.3)."""
+class BindLike:
+    """The layout bind and alter_context share (C706 §12.6.4.1, §12.6.4.3)."""
 
     call_id: int
     contexts: tuple[ContextElement, ...]
@@ -430,34 +430,31 @@ class Bind:
     assoc_group_id: int = 0
     pfc_flags: int = FIRST_AND_LAST
     auth: AuthVerifier | None = None
+
+    PTYPE: ClassVar[PType]
+
+    def encode(self) -> bytes:
+        return _encode_bind_like(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Bind(BindLike):
+    """bind (C706 §12.6.4.3)."""
 
     PTYPE = PType.BIND
 
-    def encode(self) -> bytes:
-        return _encode_bind_like(self)
-
 
 @dataclass(frozen=True, slots=True)
-class AlterContext:
+class AlterContext(BindLike):
     """alter_context (C706 §12.6.4.1): same layout as bind."""
-
-    call_id: int
-    contexts: tuple[ContextElement, ...]
-    max_xmit_frag: int = 4280
-    max_recv_frag: int = 4280
-    assoc_group_id: int = 0
-    pfc_flags: int = FIRST_AND_LAST
-    auth: AuthVerifier | None = None
 
     PTYPE = PType.ALTER_CONTEXT
 
-    def encode(self) -> bytes:
-        return _encode_bind_like(self)
-
 
 @dataclass(frozen=True, slots=True)
-class BindAck:
-    """bind_ack (C706 §12.6.4.4). ``secondary_address`` is the port_any_t, without its NUL."""
+class AckLike:
+    """The layout bind_ack and alter_context_resp share (C706 §12.6.4.2, §12.6.4.4).
+    ``secondary_address`` is the port_any_t, without its NUL."""
 
     call_id: int
     results: tuple[ContextResult, ...]
@@ -467,33 +464,28 @@ class BindAck:
     secondary_address: str = ""
     pfc_flags: int = FIRST_AND_LAST
     auth: AuthVerifier | None = None
+
+    PTYPE: ClassVar[PType]
+
+    def encode(self) -> bytes:
+        return _encode_ack_like(self)
+
+
+@dataclass(frozen=True, slots=True)
+class BindAck(AckLike):
+    """bind_ack (C706 §12.6.4.4)."""
 
     PTYPE = PType.BIND_ACK
 
-    def encode(self) -> bytes:
-        return _encode_ack_like(self)
-
 
 @dataclass(frozen=True, slots=True)
-class AlterContextResp:
+class AlterContextResp(AckLike):
     """alter_context_resp (C706 §12.6.4.2): same layout as bind_ack."""
-
-    call_id: int
-    results: tuple[ContextResult, ...]
-    max_xmit_frag: int
-    max_recv_frag: int
-    assoc_group_id: int
-    secondary_address: str = ""
-    pfc_flags: int = FIRST_AND_LAST
-    auth: AuthVerifier | None = None
 
     PTYPE = PType.ALTER_CONTEXT_RESP
 
-    def encode(self) -> bytes:
-        return _encode_ack_like(self)
 
-
-def _encode_bind_like(pdu: Bind | AlterContext) -> bytes:
+def _encode_bind_like(pdu: BindLike) -> bytes:
     if len(pdu.contexts) > 0xFF:
         raise ValueError("at most 255 presentation contexts per PDU")
     body = _BIND_FIXED.pack(
@@ -502,7 +494,7 @@ def _encode_bind_like(pdu: Bind | AlterContext) -> bytes:
     return _assemble(pdu.PTYPE, pdu.pfc_flags, pdu.call_id, body, pdu.auth, body_start=0, align=4)
 
 
-def _encode_ack_like(pdu: BindAck | AlterContextResp) -> bytes:
+def _encode_ack_like(pdu: AckLike) -> bytes:
     if len(pdu.results) > 0xFF:
         raise ValueError("at most 255 results per PDU")
     # port_any_t: length (NUL included), then the octets; empty means length 0 and no octets.
