@@ -541,28 +541,40 @@ class NetrShareGetInfoRequest:
 
 
 @dataclass
-class NetrShareGetInfoResponse:
-    """MS-SRVS §3.1.4.10: ``[out, switch_is(Level)] LPSHARE_INFO`` and the status. Decoding needs the
-    request's level (the union's switch_is)."""
+class InfoResponse:
+    """The [out] parameters of the Net*GetInfo methods: a ``[switch_is(Level)]`` union of one record,
+    then the NET_API_STATUS. Decoding needs the request's level (the union's switch_is)."""
 
-    opnum: ClassVar[int] = Opnum.NetrShareGetInfo
+    opnum: ClassVar[int]
+    arms: ClassVar[frozenset[int]]
+    layouts: ClassVar[dict[int, InfoArray]]
     level: int
-    info: ShareInfo | None = None
+    info: Any | None = None
     status: int = 0
 
     def encode(self) -> bytes:
         w = NdrWriter()
-        _encode_info_union(w, SHARE_INFO_ARMS, SHARE_ARRAYS, self.level, self.info)
+        _encode_info_union(w, self.arms, self.layouts, self.level, self.info)
         w.u32(self.status)
         return w.getvalue()
 
     @classmethod
     def decode(cls, stub: bytes, level: int) -> Self:
         r = NdrReader(stub)
-        info = _decode_info_union(r, SHARE_INFO_ARMS, SHARE_ARRAYS, level)
+        info = _decode_info_union(r, cls.arms, cls.layouts, level)
         message = cls(level, info, r.u32())
         r.done()
         return message
+
+
+@dataclass
+class NetrShareGetInfoResponse(InfoResponse):
+    """MS-SRVS §3.1.4.10: ``[out, switch_is(Level)] LPSHARE_INFO`` and the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrShareGetInfo
+    arms: ClassVar[frozenset[int]] = SHARE_INFO_ARMS
+    layouts: ClassVar[dict[int, InfoArray]] = SHARE_ARRAYS
+    info: ShareInfo | None = None
 
 
 @dataclass
@@ -588,28 +600,13 @@ class NetrServerGetInfoRequest:
 
 
 @dataclass
-class NetrServerGetInfoResponse:
-    """MS-SRVS §3.1.4.17: ``[out, switch_is(Level)] LPSERVER_INFO`` and the status. Decoding needs the
-    request's level."""
+class NetrServerGetInfoResponse(InfoResponse):
+    """MS-SRVS §3.1.4.17: ``[out, switch_is(Level)] LPSERVER_INFO`` and the status."""
 
     opnum: ClassVar[int] = Opnum.NetrServerGetInfo
-    level: int
+    arms: ClassVar[frozenset[int]] = SERVER_INFO_ARMS
+    layouts: ClassVar[dict[int, InfoArray]] = SERVER_INFOS
     info: ServerInfo | None = None
-    status: int = 0
-
-    def encode(self) -> bytes:
-        w = NdrWriter()
-        _encode_info_union(w, SERVER_INFO_ARMS, SERVER_INFOS, self.level, self.info)
-        w.u32(self.status)
-        return w.getvalue()
-
-    @classmethod
-    def decode(cls, stub: bytes, level: int) -> Self:
-        r = NdrReader(stub)
-        info = _decode_info_union(r, SERVER_INFO_ARMS, SERVER_INFOS, level)
-        message = cls(level, info, r.u32())
-        r.done()
-        return message
 
 
 # Request decoders by opnum, for a server dispatching on the opnum of a DCE/RPC request.
