@@ -54,3 +54,9 @@ def test_session_ended_by_logoff_is_freed_without_the_cyclic_collector(no_cyclic
     client.request(LogoffRequest(), session=client_session)
     assert len(server.table) == 0
     assert session_ref() is None
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_allow_guest_admits_guest_and_anonymous_logons_together(allow: bool) -> None:
+    server = NetsessionServer(ServerOptions(name="FS1", allow_guest=allow), MemoryAccounts())  # type: ignore[arg-type]
+    assert (server.authenticator.allow_guest, server.authenticator.allow_anonymous) == (allow, allow)

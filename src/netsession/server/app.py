@@ -73,7 +73,9 @@ class NetsessionServer:
         self.service = SrvsvcService(self.table, ServerIdentity(options.name))
         self.authenticator = NtlmAuthenticator(
             accounts, server_name=options.name, entropy=os.urandom, clock=time.time,
+            # Issue and Windows alike: guest and anonymous (null session) logons together, or neither.
             allow_guest=options.allow_guest,
+            allow_anonymous=options.allow_guest,
         )
         self.smb_config = ServerConfig(
             require_signing=options.require_signing, encrypt_data=options.encrypt_data
