@@ -998,6 +998,26 @@ def test_close_session_of_the_last_session_closes_the_connection() -> None:
     assert "last session" in client.server.close_reason
 
 
+def test_pipe_busy_is_answered_status_pipe_busy_for_write_and_transceive() -> None:
+    from netsession.wire.smb2.state import PipeBusy
+
+    client, session, tree = ready()
+    fid = client.open_pipe(session, tree)
+    pipe = client.backend.pipes[-1]
+
+    def busy(data: bytes) -> None:
+        raise PipeBusy("unread output")
+
+    pipe.write = busy  # type: ignore[method-assign]
+    reply = client.request(WriteRequest(fid, b"x"), session=session, tree=tree)
+    assert reply.header.status == NtStatus.STATUS_PIPE_BUSY
+    reply = client.request(
+        IoctlRequest(TRANSCEIVE, fid, b"x", max_output_response=16), session=session, tree=tree
+    )
+    assert reply.header.status == NtStatus.STATUS_PIPE_BUSY
+    assert not closing(client)
+
+
 def test_close_session_from_the_connections_own_request_keeps_it_open_for_the_reply() -> None:
     # A caller whose pipe call ends its own (last) session gets its reply, and the connection stays: its
     # next request is STATUS_USER_SESSION_DELETED (closing at once would race the reply in the client).

@@ -200,3 +200,34 @@ def test_srvsvc_pipe_sends_fragments_as_large_as_the_client_accepts(offered: int
     events = client.receive_data(b"".join(pdus))
     assert isinstance(events[-1], ResponseReceived)
     assert len(NetrSessionEnumResponse.decode(events[-1].stub).entries) == 300
+
+
+def test_srvsvc_pipe_refuses_writes_while_too_much_output_is_unread() -> None:
+    from netsession.server.pipes import SRVSVC_SYNTAX, RpcEndpoint, RpcPipe
+    from netsession.wire.dcerpc import ClientAssociation, encode_request_fragments
+    from netsession.wire.smb2.state import PipeBusy
+
+    svc = service()
+    for i in range(50):
+        svc.table.add(f"10.0.0.{i}", f"user{i}", on_close=lambda s: None)
+    closed: list[bool] = []
+    pipe = RpcPipe(RpcEndpoint(svc, ADMIN), on_close=lambda: closed.append(True), max_unread=10_000)
+    client = ClientAssociation()
+    client.bind(SRVSVC_SYNTAX)
+    pipe.write(b"".join(client.data_to_send()))
+    client.receive_data(pipe.read(65536)[0])
+    stub = NetrSessionEnumRequest(level=502).encode()
+    written = 0
+    with pytest.raises(PipeBusy):
+        for call_id in range(2, 100):  # a client sending calls and never reading the replies (~3.6 kB each)
+            pipe.write(b"".join(encode_request_fragments(call_id, 0, Opnum.NetrSessionEnum, stub, 4280)))
+            written += 1
+    assert 2 <= written <= 4  # refused once more than 10,000 bytes were unread
+    while pipe.read(65536)[0]:
+        pass
+    # read out: accepted again
+    pipe.write(b"".join(encode_request_fragments(100, 0, Opnum.NetrSessionEnum, stub, 4280)))
+    assert pipe.read(65536)[0]
+    pipe.close()
+    pipe.close()
+    assert closed == [True]

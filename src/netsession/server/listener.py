@@ -170,6 +170,14 @@ class LocalRpcProtocol(asyncio.Protocol):
         caller = self.server.local_caller(uid)
         self.endpoint = RpcEndpoint(self.server.service, CallContext(caller, f"local:uid={uid}"))
 
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()  # the peer does not read its replies: stop reading its calls
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         if self.endpoint is None or self.transport is None:
             return

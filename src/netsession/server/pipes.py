@@ -16,6 +16,7 @@ from typing import Final
 
 from netsession.server.srvsvc import CallContext, SrvsvcService
 from netsession.wire.dcerpc import DceRpcError, Interface, RequestReceived, ServerAssociation, SyntaxId
+from netsession.wire.smb2.state import PipeBusy
 from netsession.wire.srvsvc import SRVSVC_UUID, SRVSVC_VERSION
 
 log = logging.getLogger("netsession.server")
@@ -25,6 +26,7 @@ SRVSVC_SYNTAX: Final = SyntaxId.parse(SRVSVC_UUID, *SRVSVC_VERSION)
 # client's offer, C706 §12.6.3.1): Windows and Samba clients offer 4280 and get it; a client offering
 # more gets a 10,000-session answer in a few dozen fragments instead of hundreds of round trips.
 MAX_FRAG: Final = 0xFFF8
+MAX_UNREAD: Final = 32 << 20
 
 
 class RpcEndpoint:
@@ -58,16 +60,28 @@ class RpcEndpoint:
 
 
 class RpcPipe:
-    """An SMB open of the srvsvc pipe, in message mode (the :class:`~netsession.wire.smb2.connection.Pipe`
-    the SMB layer drives). ``on_close`` runs once, when the open is closed."""
+    """An SMB open of the srvsvc pipe, in message mode (the :class:`~netsession.wire.smb2.state.Pipe`
+    the SMB layer drives). ``on_close`` runs once, when the open is closed.
 
-    def __init__(self, endpoint: RpcEndpoint, on_close: Callable[[], None]) -> None:
+    A client that writes call after call without reading would make the replies pile up: past
+    ``max_unread`` bytes of unread output a write is refused (:class:`PipeBusy`). The default holds two of
+    the largest answers (100,000 sessions at level 502 take 17 MB)."""
+
+    def __init__(
+        self, endpoint: RpcEndpoint, on_close: Callable[[], None], *, max_unread: int = MAX_UNREAD
+    ) -> None:
         self._endpoint = endpoint
         self._messages: deque[memoryview] = deque()
+        self._unread = 0
+        self._max_unread = max_unread
         self._on_close: Callable[[], None] | None = on_close
 
     def write(self, data: bytes) -> None:
-        self._messages.extend(memoryview(pdu) for pdu in self._endpoint.receive(data))
+        if self._unread > self._max_unread:
+            raise PipeBusy(f"{self._unread} bytes unread")
+        for pdu in self._endpoint.receive(data):
+            self._messages.append(memoryview(pdu))
+            self._unread += len(pdu)
 
     def read(self, max_length: int) -> tuple[bytes, int]:
         """Up to ``max_length`` bytes of the first pending message and how much of it is left. Replies
@@ -80,6 +94,7 @@ class RpcPipe:
             self._messages[0] = rest
         else:
             self._messages.popleft()
+        self._unread -= len(chunk)
         return bytes(chunk), len(rest)
 
     def close(self) -> None:

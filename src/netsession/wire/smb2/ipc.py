@@ -44,7 +44,7 @@ from .messages import (
     WriteResponse,
 )
 from .payloads import FileStandardInformation
-from .state import Backend, Chain, Open, ServerConfig, Session, TreeConnect
+from .state import Backend, Chain, Open, PipeBusy, ServerConfig, Session, TreeConnect
 
 IPC_SHARE = "IPC$"
 STATUS_NOT_FOUND = 0xC0000225  # MS-ERREF 2.3.1: what a server without DFS answers a referral request
@@ -116,7 +116,10 @@ class IpcShare:
         if isinstance(body, WriteRequest):
             if len(body.data) > self.config.max_write_size:
                 return None, NtStatus.STATUS_INVALID_PARAMETER
-            open_.pipe.write(bytes(body.data))
+            try:
+                open_.pipe.write(bytes(body.data))
+            except PipeBusy:
+                return None, NtStatus.STATUS_PIPE_BUSY
             return WriteResponse(len(body.data)), NtStatus.STATUS_SUCCESS
         if isinstance(body, ReadRequest):
             if body.length > self.config.max_read_size:
@@ -174,7 +177,10 @@ class IpcShare:
         chain.file_id = open_.file_id
         if len(request.input) > self.config.max_transact_size:
             return None, NtStatus.STATUS_INVALID_PARAMETER
-        open_.pipe.write(bytes(request.input))
+        try:
+            open_.pipe.write(bytes(request.input))
+        except PipeBusy:
+            return None, NtStatus.STATUS_PIPE_BUSY
         output, remaining = open_.pipe.read(min(request.max_output_response, self.config.max_transact_size))
         status = NtStatus.STATUS_BUFFER_OVERFLOW if remaining else NtStatus.STATUS_SUCCESS
         return IoctlResponse(code, open_.file_id, output=output), status

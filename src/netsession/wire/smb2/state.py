@@ -19,11 +19,18 @@ if TYPE_CHECKING:
     from .connection import ServerConnection
 
 
+class PipeBusy(Exception):
+    """A pipe refuses a write while too much of its output is still unread: the SMB layer answers
+    STATUS_PIPE_BUSY, and what the pipe holds stays bounded whatever the client does."""
+
+
 class Pipe(Protocol):
     """One open of a named pipe, in message mode: each write is a message in, replies come out as
     messages that reads take in pieces."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> None:
+        """A message in; raises :class:`PipeBusy` while too much output is unread."""
+        ...
 
     def read(self, max_length: int) -> tuple[bytes, int]:
         """Up to ``max_length`` bytes of the current message, and how many bytes of it remain."""
