@@ -45,7 +45,16 @@ OPT_DWORD = st.none() | DWORD
 
 def records(layout: InfoArray) -> st.SearchStrategy[Any]:
     parts = [OPT_TEXT if is_string else DWORD for is_string in layout.is_string]
-    return st.tuples(*parts).map(lambda values: layout.record(*values))
+    for i in layout.byte_fields:  # bytes whose count is the field before it
+        parts[i] = st.one_of(st.none(), st.binary(max_size=64))
+    return st.tuples(*parts).map(lambda values: layout.record(*_sized(layout, list(values))))
+
+
+def _sized(layout: InfoArray, values: list[object]) -> list[object]:
+    for i in layout.byte_fields:
+        data = values[i]
+        values[i - 1] = 0 if data is None else len(data)  # type: ignore[arg-type]
+    return values
 
 
 def _enum_response(cls: Any, arrays: dict[int, InfoArray]) -> st.SearchStrategy[Any]:

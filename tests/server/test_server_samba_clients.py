@@ -299,7 +299,6 @@ def test_rpcclient_netshareenumall_default_level_2_as_administrator(
     assert "netname: IPC$" in done.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="NetrShareGetInfo: ERROR_INVALID_LEVEL at rpcclient's level 502")
 def test_rpcclient_netsharegetinfo_default_level_502_as_administrator(
     server: NetsessionServerProcess,
 ) -> None:

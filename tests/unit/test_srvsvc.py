@@ -26,6 +26,7 @@ from netsession.wire.srvsvc import (
     SESSION_ARRAYS,
     SHARE_INFO_0,
     SHARE_INFO_1,
+    SHARE_INFO_502_I,
     NetrServerGetInfoRequest,
     NetrServerGetInfoResponse,
     NetrSessionDelRequest,
@@ -412,3 +413,33 @@ def test_decoders_refuse_a_stub_with_unread_bytes() -> None:
         NetrSessionEnumRequest.decode(stub + b"\0" * 8)
     with pytest.raises(NdrError):
         NetrSessionDelResponse.decode(NetrSessionDelResponse(0).encode() + b"\0" * 12)
+
+
+SD = bytes(range(20))  # a security descriptor's bytes, as opaque here as in NDR
+
+
+@pytest.mark.parametrize("sd", [None, b"", SD])
+def test_share_info_502_round_trips_with_its_security_descriptor_bytes(sd: bytes | None) -> None:
+    info = SHARE_INFO_502_I("data", 0, "files", 0, 10, 2, "C:\\data", None, 0 if sd is None else len(sd), sd)
+    for message in (
+        NetrShareGetInfoResponse(502, info, 0),
+        NetrShareEnumResponse(502, [info, info._replace(shi502_netname="two")], 2, None, 0),
+    ):
+        data = message.encode()
+        back = (
+            NetrShareGetInfoResponse.decode(data, 502)
+            if isinstance(message, NetrShareGetInfoResponse)
+            else NetrShareEnumResponse.decode(data)
+        )
+        assert back == message
+
+
+def test_share_info_502_security_descriptor_size_must_match_its_count() -> None:
+    info = SHARE_INFO_502_I("data", 0, None, 0, 0, 0, None, None, 3, SD)
+    with pytest.raises(ValueError):
+        NetrShareGetInfoResponse(502, info, 0).encode()
+    good = bytearray(NetrShareGetInfoResponse(502, info._replace(shi502_reserved=20), 0).encode())
+    where = good.find(struct.pack("<I", 20) + SD)  # the deferred byte array's max_count
+    good[where : where + 4] = struct.pack("<I", 19)
+    with pytest.raises(NdrError):
+        NetrShareGetInfoResponse.decode(bytes(good), 502)

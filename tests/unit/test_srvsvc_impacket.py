@@ -66,6 +66,7 @@ def sessions(level: int, n: int, lone: bool = False) -> list[SessionInfo]:
 
 # -- reading impacket structures ------------------------------------------------------------------------
 
+
 def imp_string(field: Any) -> str | None:
     """An impacket LPWSTR / WSTR field as our value: None for a NULL pointer, else the text without its NUL
     (read from the raw UTF-16 so that lone surrogates survive)."""
@@ -105,6 +106,7 @@ def imp_optional(field: Any) -> int | None:
 
 
 # -- building impacket structures -----------------------------------------------------------------------
+
 
 def imp_in(value: str | int | None) -> Any:
     if value is None:
@@ -205,6 +207,7 @@ def test_impacket_server_get_info_request_decodes_in_ours(server: str | None, le
 
 # -- our requests, decoded by impacket ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("level", sorted(SESSION_LEVELS))
 @FILTERS
 @pytest.mark.parametrize("resume", [None, 0, 9])
@@ -253,6 +256,7 @@ def test_our_server_get_info_request_decodes_in_impacket() -> None:
 
 
 # -- our responses, decoded by impacket -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("level", sorted(SESSION_LEVELS))
 @pytest.mark.parametrize("n", [0, 1, MANY])
@@ -339,6 +343,7 @@ def test_our_server_get_info_response_decodes_in_impacket(level: int, info: Any)
 
 
 # -- impacket's responses, decoded by us ----------------------------------------------------------------
+
 
 def _imp_session_enum_response(level: int, entries: list[Any], null_buffer: bool = True) -> bytes:
     resp = srvs.NetrSessionEnumResponse()
@@ -434,3 +439,23 @@ def test_impacket_session_del_response_decodes_in_ours() -> None:
     resp = srvs.NetrSessionDelResponse()
     resp["ErrorCode"] = 2312
     assert NetrSessionDelResponse.decode(resp.getData()) == NetrSessionDelResponse(2312)
+
+
+@pytest.mark.parametrize("sd", [None, bytes(range(24))])
+def test_our_share_info_502_decodes_in_impacket(sd: bytes | None) -> None:
+    from netsession.wire.srvsvc import SHARE_INFO_502_I
+
+    info = SHARE_INFO_502_I(
+        "d\u00e9p\u00f4t", 0, "r", 1, 5, 2, "C:\\x", None, 0 if sd is None else len(sd), sd
+    )
+    resp = srvs.NetrShareGetInfoResponse()
+    resp.fromString(NetrShareGetInfoResponse(502, info, 0).encode())
+    got = resp["InfoStruct"]["ShareInfo502"]
+    assert got["shi502_netname"] == "d\u00e9p\u00f4t\0"
+    assert (got["shi502_max_uses"], got["shi502_current_uses"], got["shi502_reserved"]) == (
+        5,
+        2,
+        info.shi502_reserved,
+    )
+    assert got["shi502_path"] == "C:\\x\0"
+    assert (b"".join(got["shi502_security_descriptor"]) if sd else None) == sd

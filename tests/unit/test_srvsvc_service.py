@@ -26,6 +26,7 @@ from netsession.wire.srvsvc import (
     SHARE_INFO_0,
     SHARE_INFO_1,
     SHARE_INFO_2,
+    SHARE_INFO_502_I,
     SHI_USES_UNLIMITED,
     STYPE_IPC,
     STYPE_SPECIAL,
@@ -74,14 +75,15 @@ def test_share_enum_lists_ipc_at_levels_0_1_2(level: int, entry: object) -> None
     )
 
 
-def test_share_enum_level_2_needs_an_operator() -> None:
-    reply = service().call(USER, Opnum.NetrShareEnum, NetrShareEnumRequest(None, 2).encode())
+@pytest.mark.parametrize("level", [2, 502])
+def test_share_enum_levels_2_and_502_need_an_operator(level: int) -> None:
+    reply = service().call(USER, Opnum.NetrShareEnum, NetrShareEnumRequest(None, level).encode())
     assert NetrShareEnumResponse.decode(reply.stub).status == ERROR_ACCESS_DENIED
     reply = service().call(USER, Opnum.NetrShareEnum, NetrShareEnumRequest(None, 1).encode())
     assert NetrShareEnumResponse.decode(reply.stub).status == NERR_Success
 
 
-@pytest.mark.parametrize("level", [3, 501, 502, 503])
+@pytest.mark.parametrize("level", [3, 501, 503])
 def test_share_enum_other_levels_are_invalid_level(level: int) -> None:
     reply = service().call(ADMIN, Opnum.NetrShareEnum, NetrShareEnumRequest(None, level).encode())
     resp = NetrShareEnumResponse.decode(reply.stub)
@@ -231,3 +233,12 @@ def test_srvsvc_pipe_refuses_writes_while_too_much_output_is_unread() -> None:
     pipe.close()
     pipe.close()
     assert closed == [True]
+
+
+def test_share_get_info_level_502_without_a_security_descriptor() -> None:
+    reply = service().call(ADMIN, Opnum.NetrShareGetInfo, NetrShareGetInfoRequest(None, "IPC$", 502).encode())
+    resp = NetrShareGetInfoResponse.decode(reply.stub, 502)
+    assert resp.status == NERR_Success
+    assert resp.info == SHARE_INFO_502_I(
+        "IPC$", STYPE_IPC | STYPE_SPECIAL, "Remote IPC", 0, SHI_USES_UNLIMITED, 0, "", None, 0, None
+    )

@@ -32,6 +32,7 @@ from netsession.wire.srvsvc import (
     SHARE_INFO_0,
     SHARE_INFO_1,
     SHARE_INFO_2,
+    SHARE_INFO_502_I,
     SHI_USES_UNLIMITED,
     STYPE_IPC,
     STYPE_SPECIAL,
@@ -99,7 +100,7 @@ class ServerIdentity:
 
 
 # The share levels this server answers (NetrShareEnum, NetrShareGetInfo).
-SHARE_LEVELS: Final = frozenset((0, 1, 2))
+SHARE_LEVELS: Final = frozenset((0, 1, 2, 502))
 IPC_SHARE: Final = Share("IPC$", STYPE_IPC | STYPE_SPECIAL, "Remote IPC")
 
 
@@ -156,16 +157,24 @@ class SrvsvcService:
             operation = Opnum(opnum).name
         except ValueError:
             operation = f"opnum {opnum}"
-        outcome = f"fault 0x{reply.fault:08X}" if reply.fault is not None else (
-            status_name(result) if isinstance(result, int) else result
+        outcome = (
+            f"fault 0x{reply.fault:08X}"
+            if reply.fault is not None
+            else (status_name(result) if isinstance(result, int) else result)
         )
         audit_log.info(
             "caller=%s client=%s operation=%s level=%s result=%s",
-            ctx.caller.user or "(anonymous)", ctx.client_address, operation,
-            "-" if level is None else level, outcome,
+            ctx.caller.user or "(anonymous)",
+            ctx.client_address,
+            operation,
+            "-" if level is None else level,
+            outcome,
             extra={
-                "caller": ctx.caller.user, "client_address": ctx.client_address, "operation": operation,
-                "level": level, "result": outcome,
+                "caller": ctx.caller.user,
+                "client_address": ctx.client_address,
+                "operation": operation,
+                "level": level,
+                "result": outcome,
             },
         )
 
@@ -199,18 +208,23 @@ class SrvsvcService:
         return Reply(NetrSessionDelResponse(r.status).encode()), None, detail
 
     def _share_info(self, share: Share, level: int) -> ShareInfo:
-        """A share at level 0, 1 or 2 (MS-SRVS §2.2.4.22-24). IPC$ has no path, no password, no limit."""
+        """A share at level 0, 1, 2 or 502 (MS-SRVS §2.2.4.22-26). IPC$ has no path, no password, no
+        limit, and no security descriptor of its own."""
         if level == 0:
             return SHARE_INFO_0(share.name)
         if level == 1:
             return SHARE_INFO_1(share.name, share.type, share.remark)
-        return SHARE_INFO_2(share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, 0, "", None)
+        if level == 2:
+            return SHARE_INFO_2(share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, 0, "", None)
+        return SHARE_INFO_502_I(
+            share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, 0, "", None, 0, None
+        )
 
     def _share_level_status(self, ctx: CallContext, level: int) -> int:
         if level not in SHARE_LEVELS:
             return ERROR_INVALID_LEVEL
-        if level == 2 and not ctx.caller.is_operator:
-            return ERROR_ACCESS_DENIED  # MS-SRVS §3.1.4.8: level 2 is for administrators and operators
+        if level in (2, 502) and not ctx.caller.is_operator:
+            return ERROR_ACCESS_DENIED  # MS-SRVS §3.1.4.8: levels 2 and 502 are for administrators, operators
         return NERR_Success
 
     def _share_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
@@ -226,7 +240,10 @@ class SrvsvcService:
         return self._share_list(ctx, req, sticky, NetrShareEnumStickyResponse)
 
     def _share_list(
-        self, ctx: CallContext, req: NetrShareEnumRequest, shares: Sequence[Share],
+        self,
+        ctx: CallContext,
+        req: NetrShareEnumRequest,
+        shares: Sequence[Share],
         response: type[NetrShareEnumResponse],
     ) -> tuple[Reply, int | None, int | str]:
         status = self._share_level_status(ctx, req.level)

@@ -116,42 +116,97 @@ class SHARE_INFO_2(NamedTuple):
     shi2_passwd: str | None
 
 
-ShareInfo = SHARE_INFO_0 | SHARE_INFO_1 | SHARE_INFO_2
+class SHARE_INFO_502_I(NamedTuple):
+    """MS-SRVS §2.2.4.26. ``shi502_security_descriptor`` is the self-relative security descriptor's bytes
+    (MS-DTYP §2.4.6), ``shi502_reserved`` their count; None and 0 for none."""
+
+    shi502_netname: str | None
+    shi502_type: int
+    shi502_remark: str | None
+    shi502_permissions: int
+    shi502_max_uses: int
+    shi502_current_uses: int
+    shi502_path: str | None
+    shi502_passwd: str | None
+    shi502_reserved: int
+    shi502_security_descriptor: bytes | None
+
+
+ShareInfo = SHARE_INFO_0 | SHARE_INFO_1 | SHARE_INFO_2 | SHARE_INFO_502_I
 ServerInfo = SERVER_INFO_100 | SERVER_INFO_101
 
 
 class InfoArray:
     """Codec for a ``[size_is(n)] T*`` array of flat records whose fields are ``[string] wchar_t*``
-    pointers and DWORDs — every SESSION_INFO_x and the SHARE/SERVER_INFO levels here.
+    pointers, DWORDs, and (SHARE_INFO_502_I) a ``[size_is(previous field)] unsigned char*`` — every
+    SESSION_INFO_x and the SHARE/SERVER_INFO levels here.
 
     NDR lays such an array out as: max_count, then every record's fixed part (a referent id or 0 for each
-    string, the DWORD for each number), then, record by record and field by field, the string referents
-    (C706 §14.3.12.3 — embedded pointers are deferred to the end of the array)."""
+    pointer, the DWORD for each number), then, record by record and field by field, the pointers'
+    referents (C706 §14.3.12.3 — embedded pointers are deferred to the end of the array). Records of
+    strings and DWORDs only (all the session levels) take a column-wise fast path; the others go record by
+    record (:meth:`write_referents`, :meth:`read_record`)."""
 
-    __slots__ = ("fixed", "is_string", "record", "record_size", "string_fields")
+    __slots__ = (
+        "byte_fields",
+        "fixed",
+        "is_string",
+        "pointer_fields",
+        "record",
+        "record_size",
+        "string_fields",
+    )
 
-    def __init__(self, record: type[Any], is_string: tuple[bool, ...]) -> None:
+    def __init__(self, record: type[Any], kinds: tuple[str, ...]) -> None:
         self.record = record
-        self.is_string = is_string
-        self.string_fields = tuple(i for i, s in enumerate(is_string) if s)
-        self.fixed = Struct(f"<{len(is_string)}I")
+        self.is_string = tuple(k == "s" for k in kinds)
+        self.string_fields = tuple(i for i, k in enumerate(kinds) if k == "s")
+        self.byte_fields = tuple(i for i, k in enumerate(kinds) if k == "b")
+        self.pointer_fields = tuple(i for i, k in enumerate(kinds) if k in "sb")
+        self.fixed = Struct(f"<{len(kinds)}I")
         self.record_size = self.fixed.size
 
-    def encode_fixed(self, w: NdrWriter, record: tuple[Any, ...]) -> list[str]:
-        """Write one record's fixed part (for a record that is a single referent, not an array element);
-        returns the strings whose referents must follow."""
-        strings: list[str] = []
+    def encode_fixed(self, w: NdrWriter, record: tuple[Any, ...]) -> list[str | bytes]:
+        """Write one record's fixed part; returns the referents (strings, byte arrays) that must follow,
+        in order, for :meth:`write_referents`."""
+        deferred: list[str | bytes] = []
         values = list(record)
-        for i in self.string_fields:
-            s = values[i]
-            if s is None:
+        for i in self.pointer_fields:
+            value = values[i]
+            if value is None:
                 values[i] = 0
             else:
+                if i in self.byte_fields and len(value) != values[i - 1]:
+                    raise ValueError(f"field {i - 1} must give the size of field {i}: {values[i - 1]}")
                 values[i] = w.next_referent()
-                strings.append(s)
+                deferred.append(value)
         w.align(4)
         w.buf += self.fixed.pack(*values)
-        return strings
+        return deferred
+
+    @staticmethod
+    def write_referents(w: NdrWriter, deferred: list[str | bytes]) -> None:
+        for value in deferred:
+            if isinstance(value, str):
+                w.wstring(value)
+            else:  # a conformant array of bytes: max_count, then the octets
+                w.u32(len(value))
+                w.raw(value)
+
+    def read_record(self, r: NdrReader, values: list[Any]) -> Any:
+        """Read the referents of one record whose fixed part gave ``values``; the record."""
+        for i in self.pointer_fields:
+            if not values[i]:
+                values[i] = None
+            elif i in self.byte_fields:
+                at = r.pos
+                size = r.conformance(1)
+                if size != values[i - 1]:
+                    raise NdrError(f"byte array of {size} where its size field says {values[i - 1]}", at)
+                values[i] = r.take(size)
+            else:
+                values[i] = r.wstring()
+        return self.record._make(values)
 
     def encode(self, w: NdrWriter, records: list[Any]) -> None:
         """The referent of the array pointer: conformance, fixed parts, then the strings.
@@ -161,6 +216,11 @@ class InfoArray:
         count = len(records)
         w.u32(count)
         if not count:
+            return
+        if self.byte_fields:
+            deferred = [self.encode_fixed(w, record) for record in records]
+            for values in deferred:
+                self.write_referents(w, values)
             return
         nfields = len(self.is_string)
         string_fields = self.string_fields
@@ -193,6 +253,9 @@ class InfoArray:
         max_count = r.conformance(self.record_size)
         if max_count != count:
             raise NdrError(f"array conformance {max_count} does not match EntriesRead {count}", at)
+        if self.byte_fields:
+            rows = [list(row) for row in self.fixed.iter_unpack(r.take(count * self.record_size))]
+            return [self.read_record(r, row) for row in rows]
         data = r.data
         nfields = len(self.is_string)
         string_fields = self.string_fields
@@ -208,9 +271,10 @@ class InfoArray:
 
 
 def _layout(record: type[Any], *kinds: str) -> InfoArray:
-    """An :class:`InfoArray` from field kinds: ``"s"`` for a string pointer, ``"d"`` for a DWORD."""
-    assert len(kinds) == len(record._fields)
-    return InfoArray(record, tuple(k == "s" for k in kinds))
+    """An :class:`InfoArray` from field kinds: ``"s"`` for a string pointer, ``"d"`` for a DWORD, ``"b"``
+    for a pointer to bytes whose count is the field before."""
+    assert len(kinds) == len(record._fields) and set(kinds) <= set("sdb")
+    return InfoArray(record, kinds)
 
 
 # Wire layouts, per MS-SRVS §2.2.4.
@@ -225,6 +289,7 @@ SHARE_ARRAYS: Final[dict[int, InfoArray]] = {
     0: _layout(SHARE_INFO_0, "s"),
     1: _layout(SHARE_INFO_1, "s", "d", "s"),
     2: _layout(SHARE_INFO_2, "s", "d", "s", "d", "d", "d", "s", "s"),
+    502: _layout(SHARE_INFO_502_I, "s", "d", "s", "d", "d", "d", "s", "s", "d", "b"),
 }
 SERVER_INFOS: Final[dict[int, InfoArray]] = {
     100: _layout(SERVER_INFO_100, "d", "s"),
@@ -245,11 +310,13 @@ SERVER_INFOS: Final[dict[int, InfoArray]] = {
 SESSION_ENUM_ARMS: Final = frozenset((0, 1, 2, 10, 502))
 SHARE_ENUM_ARMS: Final = frozenset((0, 1, 2, 501, 502, 503))
 SHARE_INFO_ARMS: Final = frozenset((0, 1, 2, 502, 1004, 1006, 1501, 1005, 501, 503))
+# fmt: off
 SERVER_INFO_ARMS: Final = frozenset((
     100, 101, 102, 103, 502, 503, 599, 1005, 1107, 1010, 1016, 1017, 1018, 1501, 1502, 1503, 1506, 1510,
     1511, 1512, 1513, 1514, 1515, 1516, 1518, 1523, 1528, 1529, 1530, 1533, 1534, 1535, 1536, 1538, 1539,
     1540, 1541, 1542, 1543, 1544, 1545, 1546, 1547, 1548, 1549, 1550, 1552, 1553, 1554, 1555, 1556,
 ))
+# fmt: on
 
 
 def _encode_enum_struct(
@@ -313,8 +380,7 @@ def _encode_info_union(
         raise ValueError(f"no record layout for level {level}")
     w.pointer(info is not None)
     if info is not None and layout is not None:
-        for s in layout.encode_fixed(w, info):
-            w.wstring(s)
+        layout.write_referents(w, layout.encode_fixed(w, info))
 
 
 def _decode_info_union(
@@ -337,12 +403,11 @@ def _decode_info_union(
         raise NdrError("record truncated", r.pos)
     values = list(layout.fixed.unpack_from(r.data, r.pos))
     r.pos += layout.record_size
-    for i in layout.string_fields:
-        values[i] = r.wstring() if values[i] else None
-    return layout.record._make(values)
+    return layout.read_record(r, values)
 
 
 # -- messages --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class NetrSessionEnumRequest:
