@@ -278,7 +278,10 @@ def _check_frag_size(value: int, what: str) -> int:
 
 
 class _Association:
-    """What both ends share: buffering, the outgoing queue, the fatal-error path."""
+    """What both ends share: buffering, the outgoing queue, the fatal-error path, the fragment sizes."""
+
+    _max_xmit_frag: int
+    _max_recv_frag: int
 
     def __init__(self, state: AssociationState) -> None:
         self._state = state
@@ -288,6 +291,16 @@ class _Association:
     @property
     def state(self) -> AssociationState:
         return self._state
+
+    @property
+    def max_xmit_frag(self) -> int:
+        """Largest fragment we send (negotiated at bind)."""
+        return self._max_xmit_frag
+
+    @property
+    def max_recv_frag(self) -> int:
+        """Largest fragment we accept (negotiated at bind)."""
+        return self._max_recv_frag
 
     def data_to_send(self) -> list[bytes]:
         """Drain the queued PDUs, one whole PDU per item."""
@@ -387,16 +400,6 @@ class ServerAssociation(_Association):
         self._current_call_id = 0  # MS-RPCE §3.3.3.1.1 "Current call_id"
 
     # -- properties ------------------------------------------------------------------------
-
-    @property
-    def max_xmit_frag(self) -> int:
-        """Largest fragment we send (negotiated at bind)."""
-        return self._max_xmit_frag
-
-    @property
-    def max_recv_frag(self) -> int:
-        """Largest fragment we accept (negotiated at bind)."""
-        return self._max_recv_frag
 
     @property
     def assoc_group_id(self) -> int:
@@ -819,14 +822,6 @@ class ClientAssociation(_Association):
         self._next_call_id = FIRST_CLIENT_CALL_ID
         self._bind_call_id = 0
         self._outstanding: _OutgoingCall | None = None
-
-    @property
-    def max_xmit_frag(self) -> int:
-        return self._max_xmit_frag
-
-    @property
-    def max_recv_frag(self) -> int:
-        return self._max_recv_frag
 
     @property
     def context_id(self) -> int:
