@@ -13,9 +13,7 @@ from netsession_server import ADMIN, ALICE, BOB, NetsessionServerProcess, missin
 
 import netsession
 from netsession import lmshare
-from netsession.client import transport as transport_module
 from netsession.client.pool import ConnectionPool, set_pool
-from netsession.client.transport import SmbPipeTransport
 from netsession.errors import ERROR_ACCESS_DENIED, NERR_ClientNameNotFound, NERR_UserNotFound, NetApiError
 from netsession.records import PYWIN32_KEYS, project, to_pywin32
 
@@ -149,23 +147,14 @@ def test_del_ends_a_live_smbclient_session(ours: NetsessionServerProcess) -> Non
 
 
 def test_an_answer_longer_than_the_transceive_buffer_is_read_on(
-    ours: NetsessionServerProcess, monkeypatch: pytest.MonkeyPatch
+    ours: NetsessionServerProcess, small_pipe_reads: list[int]
 ) -> None:
     """STATUS_BUFFER_OVERFLOW on FSCTL_PIPE_TRANSCEIVE carries the first part; READs fetch the rest."""
     ours.hold_smbclient(ALICE)
     as_account(ours, ADMIN)
-    monkeypatch.setattr(transport_module, "PIPE_IO_SIZE", 64)
-    reads: list[int] = []
-    real_read = SmbPipeTransport.read
-
-    def read(self: SmbPipeTransport) -> bytes:
-        data = real_read(self)
-        reads.append(len(data))
-        return data
-
-    monkeypatch.setattr(SmbPipeTransport, "read", read)
+    reads = small_pipe_reads
     assert {s["user_name"] for s in netsession.NetSessionEnum(502, HOST)} == {"alice", "admin"}
-    assert len(reads) >= 2 and max(reads) <= 64
+    assert len(reads) >= 2 and max(reads) <= 64  # SMALL_PIPE_IO
 
 
 def test_encrypted_connection(ours: NetsessionServerProcess) -> None:

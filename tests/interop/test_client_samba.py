@@ -19,7 +19,6 @@ from samba import SambaServer
 
 import netsession
 from netsession import lmshare
-from netsession.client import transport as transport_module
 from netsession.client.pool import current_pool
 from netsession.client.rpc import SrvsvcClient
 from netsession.client.transport import SmbPipeTransport
@@ -169,23 +168,14 @@ def test_samba_ignores_prefmaxlen_and_answers_in_one_page(samba: SambaServer) ->
 
 
 def test_an_answer_longer_than_the_transceive_buffer_is_read_on(
-    samba: SambaServer, monkeypatch: pytest.MonkeyPatch
+    samba: SambaServer, small_pipe_reads: list[int]
 ) -> None:
     """STATUS_BUFFER_OVERFLOW on FSCTL_PIPE_TRANSCEIVE carries the first part; READs fetch the rest."""
     samba.hold_session(samba.users["alice"])
     as_user(samba, "nsadmin")
-    monkeypatch.setattr(transport_module, "PIPE_IO_SIZE", 64)
-    reads: list[int] = []
-    real_read = SmbPipeTransport.read
-
-    def read(self: SmbPipeTransport) -> bytes:
-        data = real_read(self)
-        reads.append(len(data))
-        return data
-
-    monkeypatch.setattr(SmbPipeTransport, "read", read)
+    reads = small_pipe_reads
     assert {s["user_name"] for s in netsession.NetSessionEnum(1, HOST)} == {"alice", "nsadmin"}
-    assert len(reads) >= 2 and max(reads) <= 64
+    assert len(reads) >= 2 and max(reads) <= 64  # SMALL_PIPE_IO
 
 
 def test_a_wrong_password_is_ERROR_LOGON_FAILURE(samba: SambaServer) -> None:
