@@ -64,6 +64,10 @@ _TAG_NEG_TOKEN_INIT = _context(0)
 _TAG_NEG_TOKEN_RESP = _context(1)
 # Our own bound on long-form lengths: 4 length octets cover any token an SMB buffer can carry.
 _MAX_LENGTH_OCTETS = 4
+# Our own bound on one OID arc: 20 base-128 octets hold 140 bits, more than the 128-bit UUID arcs of
+# X.667 (2.25.N), the largest arcs in use. Without it an arc is one big integer built by shifting, which
+# costs time quadratic in its length, and its decimal form cannot be printed past 4300 digits.
+MAX_OID_ARC_OCTETS = 20
 
 
 class SpnegoDecodeError(ValueError):
@@ -249,21 +253,27 @@ def _only(data: bytes, container: _Tlv, tag: int, what: str) -> _Tlv:
 
 
 def decode_oid(content: bytes, offset: int = 0) -> str:
-    """Dotted form of OBJECT IDENTIFIER content octets (X.690 8.19), strictly: no padding 0x80 octets."""
+    """Dotted form of OBJECT IDENTIFIER content octets (X.690 8.19), strictly: no padding 0x80 octets,
+    no arc longer than :data:`MAX_OID_ARC_OCTETS` octets (so the cost is linear in ``content``)."""
     if not content:
         raise SpnegoDecodeError("empty object identifier", offset)
     arcs: list[int] = []
-    value = 0
-    fresh = True
+    start = 0  # where the current arc began
     for i, octet in enumerate(content):
-        if fresh and octet == 0x80:
+        if i == start and octet == 0x80:
             raise SpnegoDecodeError("object identifier arc with a leading 0x80 octet", offset + i)
-        value = (value << 7) | (octet & 0x7F)
-        fresh = not octet & 0x80
-        if fresh:
-            arcs.append(value)
-            value = 0
-    if not fresh:
+        if octet & 0x80:
+            if i - start + 1 >= MAX_OID_ARC_OCTETS:
+                raise SpnegoDecodeError(
+                    f"object identifier arc longer than {MAX_OID_ARC_OCTETS} octets", offset + start
+                )
+            continue
+        value = 0
+        for part in content[start : i + 1]:  # at most MAX_OID_ARC_OCTETS octets
+            value = (value << 7) | (part & 0x7F)
+        arcs.append(value)
+        start = i + 1
+    if start != len(content):
         raise SpnegoDecodeError("object identifier ends inside an arc", offset + len(content))
     first = arcs[0]
     head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
