@@ -31,7 +31,7 @@ from netsession import lmshare, win32net
 from netsession.client.names import Target, parse_server, same_client, unc_client
 from netsession.client.pool import ConnectionPool, Credentials, credentials_from_env, set_pool
 from netsession.client.rpc import SRVSVC_SYNTAX, SrvsvcClient, fault_to_winerror
-from netsession.client.transport import SmbPipeTransport, UnixSocketTransport
+from netsession.client.transport import SmbPipeTransport, TransportError, UnixSocketTransport
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
     ERROR_BAD_NETPATH,
@@ -718,6 +718,7 @@ def test_smb_connection_refused_is_ERROR_BAD_NETPATH() -> None:
         transport.open()
     assert e.value.winerror == ERROR_BAD_NETPATH
     assert "refused" in e.value.strerror.lower()
+    assert isinstance(e.value, TransportError) and e.value.reason == "unreachable"
 
 
 def test_smb_unknown_host_is_ERROR_BAD_NETPATH() -> None:
@@ -725,3 +726,4 @@ def test_smb_unknown_host_is_ERROR_BAD_NETPATH() -> None:
     with pytest.raises(NetApiError) as e:
         transport.open()
     assert e.value.winerror == ERROR_BAD_NETPATH
+    assert isinstance(e.value, TransportError) and e.value.reason == "unresolved"

@@ -19,14 +19,27 @@ import uuid
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from netsession.client.errors import (  # TransportError is re-exported here
+    CLOSED,
+    CREDENTIALS,
+    LOGON,
+    LOGON_FAILURES,
+    PROTOCOL,
+    STATUS_BAD_NETWORK_NAME,
+    TIMEOUT,
+    UNREACHABLE,
+    UNRESOLVED,
+    UNSUPPORTED,
+    LogonError,
+    NtStatusError,
+    TransportError,
+)
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
     ERROR_BAD_NETPATH,
     ERROR_LOGON_FAILURE,
     ERROR_NOT_SUPPORTED,
     RPC_S_SERVER_UNAVAILABLE,
-    NetApiError,
-    status_message,
 )
 from netsession.wire.srvsvc import SRVSVC_PIPE
 
@@ -39,39 +52,9 @@ SMB2_0_IOCTL_IS_FSCTL: Final = 0x00000001
 PIPE_IO_SIZE: Final = 0x10000
 DEFAULT_TIMEOUT: Final = 30.0
 
-# NTSTATUS values (MS-ERREF §2.3.1) this module tells apart.
-STATUS_BUFFER_OVERFLOW: Final = 0x80000005
-STATUS_ACCESS_DENIED: Final = 0xC0000022
-STATUS_OBJECT_NAME_NOT_FOUND: Final = 0xC0000034
-STATUS_BAD_NETWORK_NAME: Final = 0xC00000CC
-_LOGON_FAILURES: Final = {
-    0xC000006A: "STATUS_WRONG_PASSWORD",
-    0xC000006D: "STATUS_LOGON_FAILURE",
-    0xC000006E: "STATUS_ACCOUNT_RESTRICTION",
-    0xC000006F: "STATUS_INVALID_LOGON_HOURS",
-    0xC0000070: "STATUS_INVALID_WORKSTATION",
-    0xC0000071: "STATUS_PASSWORD_EXPIRED",
-    0xC0000072: "STATUS_ACCOUNT_DISABLED",
-    0xC0000193: "STATUS_ACCOUNT_EXPIRED",
-    0xC0000224: "STATUS_PASSWORD_MUST_CHANGE",
-    0xC0000234: "STATUS_ACCOUNT_LOCKED_OUT",
-}
+STATUS_BUFFER_OVERFLOW: Final = 0x80000005  # MS-ERREF §2.3.1
 # The empty password's LM hash (LMOWFv1("")), sent beside an NT hash as pyspnego's "LM:NT" form.
 EMPTY_LM_HASH: Final = "aad3b435b51404eeaad3b435b51404ee"
-
-
-class TransportError(NetApiError):
-    """The pipe could not be opened, or it broke.
-
-    ``delivered`` tells a caller whether the request being sent may have reached the server: False when the
-    failure came before or while writing it (a retry on a new connection is safe), True when it came while
-    waiting for the answer.
-    """
-
-    def __init__(self, winerror: int, detail: str, *, delivered: bool = False) -> None:
-        super().__init__(winerror, "", f"{status_message(winerror)} ({detail})")
-        self.detail = detail
-        self.delivered = delivered
 
 
 class PipeTransport(Protocol):
@@ -98,12 +81,15 @@ class PipeTransport(Protocol):
 
 def _os_error(exc: OSError, where: str, *, delivered: bool = False) -> TransportError:
     """The Windows number for a socket failure."""
+    text = f"{where}: {exc.strerror or exc}"
     if isinstance(exc, socket.gaierror):
-        return TransportError(ERROR_BAD_NETPATH, f"{where}: {exc.strerror or exc}", delivered=delivered)
+        return TransportError(ERROR_BAD_NETPATH, text, delivered=delivered, reason=UNRESOLVED)
+    if isinstance(exc, TimeoutError):
+        return TransportError(ERROR_BAD_NETPATH, text, delivered=delivered, reason=TIMEOUT)
     unreachable = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT)
-    if exc.errno in unreachable or isinstance(exc, TimeoutError):
-        return TransportError(ERROR_BAD_NETPATH, f"{where}: {exc.strerror or exc}", delivered=delivered)
-    return TransportError(RPC_S_SERVER_UNAVAILABLE, f"{where}: {exc.strerror or exc}", delivered=delivered)
+    if exc.errno in unreachable:
+        return TransportError(ERROR_BAD_NETPATH, text, delivered=delivered, reason=UNREACHABLE)
+    return TransportError(RPC_S_SERVER_UNAVAILABLE, text, delivered=delivered, reason=CLOSED)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -197,12 +183,15 @@ class SmbPipeTransport:
         except _smb.SMBAuthenticationError as exc:
             self.close()
             hint = "" if self._password is not None else "no password, and no usable Kerberos ticket: "
-            raise TransportError(ERROR_LOGON_FAILURE, f"{self.where}: {hint}{exc}") from None
+            reason = CREDENTIALS if self._password is None else LOGON
+            raise TransportError(ERROR_LOGON_FAILURE, f"{self.where}: {hint}{exc}", reason=reason) from None
         except ImportError as exc:
             # pyspnego's Kerberos needs python-gssapi (or krb5), an optional extra.
             self.close()
             raise TransportError(
-                ERROR_NOT_SUPPORTED, f"Kerberos is not available ({exc}; pip install 'pyspnego[kerberos]')"
+                ERROR_NOT_SUPPORTED,
+                f"Kerberos is not available ({exc}; pip install 'pyspnego[kerberos]')",
+                reason=UNSUPPORTED,
             ) from None
         except _smb.SMBResponseException as exc:
             self.close()
@@ -211,10 +200,16 @@ class SmbPipeTransport:
             self.close()
             text = str(exc)
             if "encryption" in text.lower():
-                raise TransportError(ERROR_NOT_SUPPORTED, f"{self.where}: {text}") from None
+                raise TransportError(
+                    ERROR_NOT_SUPPORTED, f"{self.where}: {text}", reason=UNSUPPORTED
+                ) from None
             if "timeout" in text.lower():
-                raise TransportError(ERROR_BAD_NETPATH, f"{self.where}: {stage}: {text}") from None
-            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: {stage}: {text}") from None
+                raise TransportError(
+                    ERROR_BAD_NETPATH, f"{self.where}: {stage}: {text}", reason=TIMEOUT
+                ) from None
+            raise TransportError(
+                RPC_S_SERVER_UNAVAILABLE, f"{self.where}: {stage}: {text}", reason=PROTOCOL
+            ) from None
         except ValueError as exc:
             # smbprotocol wraps the socket's OSError in a ValueError.
             self.close()
@@ -227,17 +222,11 @@ class SmbPipeTransport:
 
     def _status_error(self, status: int, stage: str, *, delivered: bool = False) -> TransportError:
         status &= 0xFFFFFFFF
-        if status in _LOGON_FAILURES:
-            return TransportError(ERROR_LOGON_FAILURE, f"{self.where}: {_LOGON_FAILURES[status]}")
-        if status == STATUS_ACCESS_DENIED:
-            return TransportError(ERROR_ACCESS_DENIED, f"{self.where}: {stage}: STATUS_ACCESS_DENIED")
+        if status in LOGON_FAILURES:
+            return LogonError(status, self.where)
         if status == STATUS_BAD_NETWORK_NAME:
-            return TransportError(ERROR_BAD_NETPATH, f"{self.where}: no IPC$ share")
-        if status == STATUS_OBJECT_NAME_NOT_FOUND:
-            return TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: no {self.pipe} pipe")
-        return TransportError(
-            RPC_S_SERVER_UNAVAILABLE, f"{self.where}: {stage}: NTSTATUS 0x{status:08X}", delivered=delivered
-        )
+            return NtStatusError(status, f"{self.where}: no IPC$ share")
+        return NtStatusError(status, f"{self.where}: {stage}", delivered=delivered)
 
     def _handles(self) -> tuple[Any, Any, Any, Any]:
         if self._connection is None or self._session is None or self._tree is None or self._open is None:
@@ -425,3 +414,13 @@ class UnixSocketTransport:
                 sock.close()
             except OSError:
                 pass
+
+
+__all__ = [
+    "FSCTL_PIPE_TRANSCEIVE",
+    "PIPE_IO_SIZE",
+    "PipeTransport",
+    "SmbPipeTransport",
+    "TransportError",
+    "UnixSocketTransport",
+]
