@@ -8,25 +8,56 @@ cd "$(dirname "$0")/.."
 # Debian packages: Samba's server and client tools (the peers of the interop tests, and rpcclient /
 # smbclient for trying the server by hand), and nss_wrapper (test users for a private smbd without
 # touching /etc/passwd).
-PACKAGES=(samba smbclient samba-common-bin libnss-wrapper)
+# groff-base renders the man page docs/netsession.1 (a test checks it renders cleanly).
+PACKAGES=(samba smbclient samba-common-bin libnss-wrapper groff-base)
+
+# Another apt or dpkg may be running (unattended-upgrades, a second setup): wait for its lock instead of
+# failing. apt-get waits for the dpkg lock itself (DPkg::Lock::Timeout); `apt-get update`'s lists lock
+# is not covered by it, so that one is retried here, for as long (SETUP_APT_RETRY_SECONDS between tries).
+LOCK_TIMEOUT=600
+APT=(apt-get -o "DPkg::Lock::Timeout=$LOCK_TIMEOUT")
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_run() {  # apt_run ARGS...: apt-get ARGS, its output as it comes (indented, on stderr); waits for a lock
+    local waited=0 rc log
+    log="$(mktemp)"
+    while :; do
+        rc=0
+        DEBIAN_FRONTEND=noninteractive $SUDO "${APT[@]}" "$@" 2>&1 | tee "$log" \
+            | { grep --line-buffered -v -e "Could not get lock" -e "Unable to lock" -e "Unable to acquire" \
+                || true; } | sed -u 's/^/  apt: /' >&2 || rc=$?
+        if [ "$rc" -ne 0 ] && grep -q "Could not get lock" "$log" && [ "$waited" -lt "$LOCK_TIMEOUT" ]; then
+            [ "$waited" -eq 0 ] && echo "setup: another apt/dpkg holds the package lock; waiting for it" \
+                "(up to $((LOCK_TIMEOUT / 60)) minutes)..." >&2
+            sleep "${SETUP_APT_RETRY_SECONDS:-5}"
+            waited=$((waited + ${SETUP_APT_RETRY_SECONDS:-5}))
+            continue
+        fi
+        [ "$rc" -eq 0 ] || grep -e "Could not get lock" -e "Unable to" "$log" | sed 's/^/  apt: /' >&2 || true
+        rm -f "$log"
+        return "$rc"
+    done
+}
+
 need_apt=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "setup: installing Debian packages: ${need_apt[*]}" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    echo "setup: installing Debian packages: ${need_apt[*]} (apt-get waits up to" \
+        "$((LOCK_TIMEOUT / 60)) minutes for the package lock)" >&2
+    echo "setup: apt-get update" >&2
+    apt_run update -q
+    echo "setup: apt-get install ${need_apt[*]}" >&2
+    apt_run install -y -q --no-install-recommends "${need_apt[@]}"
 fi
 
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating the virtualenv .venv" >&2
     "$PYTHON" -m venv .venv 2>/dev/null || {
         echo "setup: python3 -m venv failed; installing python3-venv" >&2
-        SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+        apt_run install -y -q python3-venv
         "$PYTHON" -m venv .venv
     }
 fi
@@ -34,8 +65,13 @@ fi
 stamp=.venv/.netsession-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: pip install -e '.[test]' into .venv (netsession and its dependencies; about a minute" \
+        "the first time)" >&2
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v -e "^WARNING" -e "^$" || true
+    # pip's own lines, less the "already satisfied" ones: what it downloads and installs.
+    .venv/bin/python -m pip install --progress-bar off -e ".[test]" 2>&1 \
+        | { grep --line-buffered -v -e "^Requirement already satisfied" -e "^WARNING" -e "^$" || true; } \
+        | sed -u 's/^/  pip: /' >&2
     .venv/bin/python -c "import netsession, impacket, smbprotocol, spnego, hypothesis, pytest_timeout" >/dev/null
     echo "$want" > "$stamp"
 fi

@@ -38,6 +38,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TextIO
 
+from netsession.clidoc import HelpFormatter
 from netsession.client.names import parse_server
 from netsession.client.pool import Credentials, credentials_from_env, current_pool, split_user
 from netsession.errors import (
@@ -52,7 +53,11 @@ from netsession.win32net import NetSessionDel, NetSessionEnum, NetSessionGetInfo
 
 PROG: Final = "netsession"
 # Modules that may add subcommands (``serve``, ``user``) with a ``register(subparsers)`` function.
-EXTENSION_MODULES: Final = ("netsession.server.cli",)
+# One module a line; ``netsession.clidoc`` (help, completion) documents whatever the others add.
+EXTENSION_MODULES: Final = (
+    "netsession.server.cli",
+    "netsession.clidoc",
+)
 # Levels tried in turn when the user names none: richest first.
 AUTO_LEVELS: Final = (2, 1, 10)
 COUNT_LEVELS: Final = (10, 1, 0)
@@ -329,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List, inspect and end SMB sessions on a server (NetSessionEnum / NetSessionGetInfo / "
         "NetSessionDel), like 'net session' on Windows.",
         allow_abbrev=False,
+        formatter_class=HelpFormatter,  # the epilog's tables keep their lines
     )
     from importlib.metadata import PackageNotFoundError, version
 
@@ -359,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="show one session",
         description="Show the session of CLIENT and USER on SERVER ('.' for the local computer).",
     )
-    p.add_argument("server", metavar="SERVER")
+    p.add_argument("server", metavar="SERVER", help="\\\\name, name, address or [v6], optional :port; '.' "
+                   "for the local computer")
     p.add_argument("client", metavar="CLIENT", help="the client computer, \\\\name or address")
     p.add_argument("username", metavar="USER", help="the user name")
     p.add_argument("--level", type=int, choices=sorted(GETINFO_LEVELS), help="information level (default: "
@@ -373,13 +380,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="End the sessions of a client computer and/or a user on SERVER ('.' for the local "
         "computer). Asks before ending more than one session.",
     )
-    p.add_argument("server", metavar="SERVER")
+    p.add_argument("server", metavar="SERVER", help="\\\\name, name, address or [v6], optional :port; '.' "
+                   "for the local computer")
     p.add_argument("--client", metavar="\\\\NAME", help="end the sessions from this client computer")
     p.add_argument("--user", metavar="NAME", help="end the sessions of this user")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask")
     p.set_defaults(func=cmd_delete)
 
     _load_extensions(subparsers)
+    from netsession.clidoc import epilog
+
+    parser.epilog = epilog()
     return parser
 
 

@@ -193,14 +193,20 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument("--allow-guest", action="store_true", help="accept guest logons")
     serve.add_argument("--encrypt", action="store_true", help="require SMB3 encryption of every session")
-    serve.add_argument("--max-connections", type=int, default=16384, metavar="N")
+    serve.add_argument(
+        "--max-connections", type=int, default=16384, metavar="N",
+        help="refuse TCP connections beyond N open at once (default %(default)s)",
+    )
     serve.add_argument(
         "--idle-timeout", type=float, default=900.0, metavar="SECONDS",
         help="drop a connection silent this long (default 900; 0 = never)",
     )
     serve.add_argument("--no-local-socket", action="store_true", help="do not serve the local Unix socket")
     serve.add_argument("--audit-log", metavar="FILE", help="also append the srvsvc audit trail to FILE")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+        help="the least severe log messages shown on stderr (default %(default)s; the audit trail is info)",
+    )
     serve.set_defaults(handler=_serve)
 
     user = subparsers.add_parser(
@@ -209,7 +215,7 @@ def register(subparsers: Any) -> None:
     )
     users = user.add_subparsers(dest="user_command", metavar="{add,del,passwd,list}", required=True)
     add = users.add_parser("add", parents=[state], help="add an account")
-    add.add_argument("name")
+    add.add_argument("name", metavar="NAME", help="the account name")
     add.add_argument(
         "--group", action="append", type=_group, metavar="GROUP",
         help=f"repeatable; one of {', '.join(BUILTIN_GROUPS)} (default Users)",
@@ -217,11 +223,13 @@ def register(subparsers: Any) -> None:
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(handler=_user_add)
     passwd = users.add_parser("passwd", parents=[state], help="change an account's password")
-    passwd.add_argument("name")
-    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.add_argument("name", metavar="NAME", help="the account name")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the new password from standard input"
+    )
     passwd.set_defaults(handler=_user_passwd)
     delete = users.add_parser("del", parents=[state], help="delete an account")
-    delete.add_argument("name")
+    delete.add_argument("name", metavar="NAME", help="the account name")
     delete.set_defaults(handler=_user_del)
     listing = users.add_parser("list", parents=[state], help="list the accounts and their groups")
     listing.set_defaults(handler=_user_list)
