@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from samba import SambaServer, missing_prerequisites, running_samba
 
-from netsession.client import transport as transport_module
+from netsession.client import smb as smb_module
 from netsession.client.pool import ConnectionPool, set_pool
 from netsession.client.rpc import SrvsvcClient
 from netsession.client.transport import SmbPipeTransport
@@ -69,7 +69,7 @@ SMALL_PIPE_IO = 64
 def small_pipe_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Pipe I/O of SMALL_PIPE_IO bytes, so an answer overflows the transceive and READs fetch the rest;
     returns the list the size of every READ goes into."""
-    monkeypatch.setattr(transport_module, "PIPE_IO_SIZE", SMALL_PIPE_IO)
+    monkeypatch.setattr(smb_module, "PIPE_IO_SIZE", SMALL_PIPE_IO)
     reads: list[int] = []
     real_read = SmbPipeTransport.read
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, TypeVar
 
+from netsession.client.fragments import FragmentTracker
 from netsession.client.transport import PipeTransport, TransportError
 from netsession.errors import (
     RPC_S_PROCNUM_OUT_OF_RANGE,
@@ -165,6 +166,9 @@ class SrvsvcClient:
             raise TransportError(RPC_S_SERVER_UNAVAILABLE, "the srvsvc association is closed")
         call_id = self._assoc.request(opnum, stub)
         pdus = self._assoc.data_to_send()
+        # A transport that can keep several READs in flight is told how many bytes are certainly due.
+        read_ahead = getattr(self.transport, "read_ahead", None)
+        tracker = FragmentTracker(self._assoc.max_recv_frag) if read_ahead is not None else None
         try:
             for pdu in pdus[:-1]:
                 self.transport.write(pdu)
@@ -176,6 +180,9 @@ class SrvsvcClient:
                     if isinstance(event, FaultReceived) and event.call_id == call_id:
                         raise RpcFaultError(event.status)
                     # ShutdownReceived (C706 §12.6.4.11) needs nothing now: the pipe closes with us.
+                if tracker is not None and read_ahead is not None:
+                    tracker.feed(data)
+                    read_ahead(tracker.due())
                 data = self.transport.read()
         except TransportError:
             self.close()

@@ -13,34 +13,27 @@ ERROR_LOGON_FAILURE; no srvsvc pipe or the connection dropped -> RPC_S_SERVER_UN
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
-import uuid
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from netsession.client.errors import (  # TransportError is re-exported here
     CLOSED,
-    CREDENTIALS,
-    LOGON,
-    LOGON_FAILURES,
-    PROTOCOL,
-    STATUS_BAD_NETWORK_NAME,
     TIMEOUT,
     UNREACHABLE,
     UNRESOLVED,
-    UNSUPPORTED,
-    LogonError,
-    NtStatusError,
     TransportError,
 )
+from netsession.client.loop import call_soon, run
+from netsession.client.smb import SmbPipe
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
     ERROR_BAD_NETPATH,
-    ERROR_LOGON_FAILURE,
-    ERROR_NOT_SUPPORTED,
     RPC_S_SERVER_UNAVAILABLE,
 )
+from netsession.wire.smb2.client import ClientConfig
 from netsession.wire.srvsvc import SRVSVC_PIPE
 
 # MS-FSCC §2.3.30 FSCTL_PIPE_TRANSCEIVE; MS-SMB2 §2.2.31 SMB2_0_IOCTL_IS_FSCTL.
@@ -93,18 +86,20 @@ def _os_error(exc: OSError, where: str, *, delivered: bool = False) -> Transport
 
 
 # --------------------------------------------------------------------------------------------------------
-# SMB 2/3 through smbprotocol
+# SMB 2/3 through our own engine
 # --------------------------------------------------------------------------------------------------------
 
 
 class SmbPipeTransport:
-    r"""``\\host\IPC$\srvsvc`` over SMB 2/3 with smbprotocol.
+    r"""``\\host\IPC$\srvsvc`` over SMB 2/3 with netsession's own client (:mod:`netsession.client.smb`),
+    run on the background engine loop (:mod:`netsession.client.loop`).
 
-    Signing is always required of the session (smbprotocol's ``require_signing``: the session is signed
-    whatever the server's own setting); ``encrypt=True`` requires SMB 3 encryption and fails with
-    ERROR_NOT_SUPPORTED if the server cannot. Authentication is SPNEGO through pyspnego: NTLM with the
-    password or ``nt_hash`` (32 hex digits), or Kerberos when no password is given and a ticket is
-    available (python-gssapi or krb5 must be installed for Kerberos; ``auth_protocol="kerberos"`` forces it).
+    Signing is always required of the session (every response verified); ``encrypt=True`` requires SMB 3
+    encryption and fails with ERROR_NOT_SUPPORTED if the server cannot (a server or share that demands
+    encryption gets it either way). Authentication is SPNEGO: our NTLMv2 with the password or ``nt_hash``
+    (32 hex digits), an empty user name for the anonymous logon, or Kerberos when no password is given and
+    a ticket is available (``auth_protocol="kerberos"`` forces it). ``timeout`` bounds the opening (name
+    resolution to CREATE) and then each exchange (a request and every READ of its answer).
     """
 
     def __init__(
@@ -120,23 +115,18 @@ class SmbPipeTransport:
         auth_protocol: str = "negotiate",
         timeout: float = DEFAULT_TIMEOUT,
         pipe: str = SRVSVC_PIPE,
+        allow_guest: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.pipe = pipe
         self.encrypt = encrypt
         self.timeout = timeout
-        self._auth_protocol = auth_protocol
+        self.allow_guest = allow_guest
+        self._auth = (username, password, domain, nt_hash, auth_protocol)
         self._username = f"{domain}\\{username}" if domain and username else username
-        if nt_hash is not None:
-            # pyspnego reads a password of the form "LMHASH:NTHASH" as the hashes themselves.
-            password = f"{EMPTY_LM_HASH}:{nt_hash}"
-        self._password = password
-        # smbprotocol's Connection, Session, TreeConnect and Open (smbprotocol ships no type hints).
-        self._connection: Any = None
-        self._session: Any = None
-        self._tree: Any = None
-        self._open: Any = None
+        self._pipe: SmbPipe | None = None
+        self._due = 0
 
     def __repr__(self) -> str:
         return f"SmbPipeTransport({self.host!r}, {self.port}, username={self._username!r})"
@@ -146,183 +136,80 @@ class SmbPipeTransport:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    async def open_async(self) -> SmbPipe:
+        """Open the pipe on the running loop (what :meth:`open` runs on the engine loop)."""
+        from netsession.client.auth import initiator_for
+        from netsession.client.pool import Credentials
+
+        username, password, domain, nt_hash, auth_protocol = self._auth
+        creds = Credentials(username, password, domain, nt_hash, self.encrypt, auth_protocol)
+        initiator = initiator_for(self.host, creds)
+        anonymous = username == "" and password is None and nt_hash is None
+        config = ClientConfig(
+            server_name=self.host, encryption_required=self.encrypt, allow_guest=self.allow_guest or anonymous
+        )
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        pipe = await SmbPipe.open(
+            self.host,
+            self.port,
+            initiator,
+            pipe=self.pipe,
+            config=config,
+            deadline=deadline,
+            anonymous=anonymous,
+        )
+        self._pipe = pipe
+        return pipe
+
     def open(self) -> None:
-        from netsession.client import _smb
+        run(self.open_async())
 
-        stage = "connect"
-        try:
-            self._connection = _smb.Connection(uuid.uuid4(), self.host, self.port, require_signing=True)
-            self._connection.connect(timeout=int(self.timeout))
-            stage = "session setup"
-            self._session = _smb.Session(
-                self._connection,
-                self._username,
-                self._password,
-                require_encryption=self.encrypt,
-                auth_protocol=self._auth_protocol,
-            )
-            self._session.connect()
-            stage = "tree connect"
-            unc_host = f"[{self.host}]" if ":" in self.host else self.host
-            self._tree = _smb.TreeConnect(self._session, rf"\\{unc_host}\IPC$")
-            self._tree.connect()
-            stage = "pipe open"
-            self._open = _smb.Open(self._tree, self.pipe)
-            self._open.create(
-                _smb.ImpersonationLevel.Impersonation,
-                _smb.FilePipePrinterAccessMask.FILE_READ_DATA
-                | _smb.FilePipePrinterAccessMask.FILE_WRITE_DATA
-                | _smb.FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES
-                | _smb.FilePipePrinterAccessMask.READ_CONTROL
-                | _smb.FilePipePrinterAccessMask.SYNCHRONIZE,
-                0,
-                _smb.ShareAccess.FILE_SHARE_READ | _smb.ShareAccess.FILE_SHARE_WRITE,
-                _smb.CreateDisposition.FILE_OPEN,
-                _smb.CreateOptions.FILE_NON_DIRECTORY_FILE,
-            )
-        except _smb.SMBAuthenticationError as exc:
-            self.close()
-            hint = "" if self._password is not None else "no password, and no usable Kerberos ticket: "
-            reason = CREDENTIALS if self._password is None else LOGON
-            raise TransportError(ERROR_LOGON_FAILURE, f"{self.where}: {hint}{exc}", reason=reason) from None
-        except ImportError as exc:
-            # pyspnego's Kerberos needs python-gssapi (or krb5), an optional extra.
-            self.close()
+    def _open_pipe(self) -> SmbPipe:
+        if self._pipe is None:
             raise TransportError(
-                ERROR_NOT_SUPPORTED,
-                f"Kerberos is not available ({exc}; pip install 'pyspnego[kerberos]')",
-                reason=UNSUPPORTED,
-            ) from None
-        except _smb.SMBResponseException as exc:
-            self.close()
-            raise self._status_error(exc.status, stage) from None
-        except _smb.SMBException as exc:
-            self.close()
-            text = str(exc)
-            if "encryption" in text.lower():
-                raise TransportError(
-                    ERROR_NOT_SUPPORTED, f"{self.where}: {text}", reason=UNSUPPORTED
-                ) from None
-            if "timeout" in text.lower():
-                raise TransportError(
-                    ERROR_BAD_NETPATH, f"{self.where}: {stage}: {text}", reason=TIMEOUT
-                ) from None
-            raise TransportError(
-                RPC_S_SERVER_UNAVAILABLE, f"{self.where}: {stage}: {text}", reason=PROTOCOL
-            ) from None
-        except ValueError as exc:
-            # smbprotocol wraps the socket's OSError in a ValueError.
-            self.close()
-            if isinstance(exc.__cause__, OSError):
-                raise _os_error(exc.__cause__, self.where) from None
-            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: {stage}: {exc}") from None
-        except OSError as exc:
-            self.close()
-            raise _os_error(exc, self.where) from None
+                RPC_S_SERVER_UNAVAILABLE, f"{self.where}: the pipe is not open", reason=CLOSED
+            )
+        return self._pipe
 
-    def _status_error(self, status: int, stage: str, *, delivered: bool = False) -> TransportError:
-        status &= 0xFFFFFFFF
-        if status in LOGON_FAILURES:
-            return LogonError(status, self.where)
-        if status == STATUS_BAD_NETWORK_NAME:
-            return NtStatusError(status, f"{self.where}: no IPC$ share")
-        return NtStatusError(status, f"{self.where}: {stage}", delivered=delivered)
-
-    def _handles(self) -> tuple[Any, Any, Any, Any]:
-        if self._connection is None or self._session is None or self._tree is None or self._open is None:
-            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: the pipe is not open")
-        return self._connection, self._session, self._tree, self._open
-
-    def _exchange(self, message: Any, what: str) -> Any:
-        """Send one SMB2 request on the pipe's tree and return the response header, or the header of a
-        STATUS_BUFFER_OVERFLOW response (which carries the first part of a longer message)."""
-        from netsession.client import _smb
-
-
-        connection, session, tree, _ = self._handles()
-        try:
-            request = connection.send(message, sid=session.session_id, tid=tree.tree_connect_id)
-        except (_smb.SMBException, OSError, ValueError) as exc:
-            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: {what}: {exc}") from None
-        try:
-            return connection.receive(request, timeout=int(self.timeout))
-        except _smb.SMBResponseException as exc:
-            if exc.status & 0xFFFFFFFF == STATUS_BUFFER_OVERFLOW:
-                return exc.header
-            raise self._status_error(exc.status, what, delivered=True) from None
-        except (_smb.SMBException, OSError, ValueError) as exc:
-            detail = f"{self.where}: {what}: {exc}"
-            raise TransportError(RPC_S_SERVER_UNAVAILABLE, detail, delivered=True) from None
+    async def _exchange(self, pipe: SmbPipe, data: bytes, transceive: bool) -> bytes:
+        pipe.deadline = asyncio.get_running_loop().time() + self.timeout
+        if transceive:
+            return await pipe.transceive(data)
+        await pipe.write(data)
+        return b""
 
     def transceive(self, data: bytes) -> bytes:
-        from netsession.client import _smb
-
-        _, _, _, pipe = self._handles()
-        # MS-SMB2 §2.2.31, §3.2.4.20.4: FSCTL_PIPE_TRANSCEIVE writes the PDU and reads one message back.
-        ioctl = _smb.SMB2IOCTLRequest()
-        ioctl["ctl_code"] = FSCTL_PIPE_TRANSCEIVE
-        ioctl["file_id"] = pipe.file_id
-        ioctl["max_input_response"] = 0
-        ioctl["max_output_response"] = PIPE_IO_SIZE
-        ioctl["flags"] = SMB2_0_IOCTL_IS_FSCTL
-        ioctl["buffer"] = data
-        header = self._exchange(ioctl, "transceive")
-        response = _smb.SMB2IOCTLResponse()
-        response.unpack(header["data"].get_value())
-        out: bytes = response["buffer"].get_value()
-        return out if out else self.read()
+        self._due = 0
+        return run(self._exchange(self._open_pipe(), data, True))
 
     def write(self, data: bytes) -> None:
-        from netsession.client import _smb
+        run(self._exchange(self._open_pipe(), data, False))
 
-        _, _, _, pipe = self._handles()
-        write = _smb.SMB2WriteRequest()
-        write["length"] = len(data)
-        write["offset"] = 0
-        write["file_id"] = pipe.file_id
-        write["buffer"] = data
-        header = self._exchange(write, "write")
-        response = _smb.SMB2WriteResponse()
-        response.unpack(header["data"].get_value())
+    def read_ahead(self, due: int) -> None:
+        """How many bytes of the answer are certainly still coming (see SmbPipe.read_ahead); applied by
+        the next :meth:`read`, in the same hand-off to the engine loop."""
+        self._due = due
+
+    async def _read(self, pipe: SmbPipe, due: int) -> bytes:
+        if due:
+            pipe.read_ahead(due)
+        return await pipe.read()
 
     def read(self) -> bytes:
-        from netsession.client import _smb
-
-        _, _, _, pipe = self._handles()
-        read = _smb.SMB2ReadRequest()
-        read["length"] = PIPE_IO_SIZE
-        read["offset"] = 0
-        read["minimum_count"] = 0
-        read["file_id"] = pipe.file_id
-        read["padding"] = b"\x50"
-        header = self._exchange(read, "read")
-        response = _smb.SMB2ReadResponse()
-        response.unpack(header["data"].get_value())
-        out: bytes = response["buffer"].get_value()
-        if not out:
-            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: empty pipe read", delivered=True)
-        return out
+        due, self._due = self._due, 0
+        return run(self._read(self._open_pipe(), due))
 
     def alive(self) -> bool:
-        """Whether the SMB connection still looks usable (its socket is open and its reader running)."""
-        connection = self._connection
-        return (
-            connection is not None
-            and self._open is not None
-            and bool(connection.transport.connected)
-            and getattr(connection, "_t_exc", None) is None
-        )
+        """Whether the SMB connection still looks usable (open, in step, no failure seen)."""
+        pipe = self._pipe
+        return pipe is not None and pipe.alive
 
     def close(self) -> None:
         # Closing the TCP connection ends the session, its tree connect and the pipe open on the server
         # (MS-SMB2 §3.3.7.1), without round trips that could hang on an unresponsive server.
-        connection = self._connection
-        self._open = self._tree = self._session = self._connection = None
-        if connection is not None:
-            try:
-                connection.disconnect(False)
-            except Exception:  # best effort on the way out
-                pass
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            call_soon(pipe.close)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -1,0 +1,662 @@
+"""The client side of one SMB2/3 connection, sans-I/O (MS-SMB2 §3.2), beside the server's ``connection``.
+
+:class:`ClientConnection` turns requests into bytes and bytes into responses; it never touches a socket
+or a clock. One session per connection, which is all a named-pipe client needs::
+
+    conn = ClientConnection(ClientConfig(server_name="fs1"))
+    mid = conn.negotiate()
+    transport.write(conn.data_to_send())
+    for event in conn.receive_data(transport.read()):   # Reply(message_id, header, body, raw, ...)
+        ...
+    mid = conn.session_setup(token)                      # each leg of the GSS exchange
+    conn.session_established(final_response, gss_key)    # derive keys, verify the final signature
+    mid = conn.request(TreeConnectRequest(r"\\\\fs1\\IPC$"))
+
+What it does for the caller: message ids and credits (§3.2.4.1.3, §3.2.4.1.5: a request waits in a queue
+until the server has granted enough credits, multi-credit charges for large READ/IOCTL/WRITE), the
+3.1.1 preauth integrity hash (§3.2.5.2, §3.2.5.3.1), negotiation of dialect, signing algorithm and
+cipher, session key derivation (§3.2.5.3.1), signing (§3.2.4.1.1) and encryption (§3.2.4.1.8) of
+requests, decryption (§3.2.5.1.1.1) and signature verification (§3.2.5.1.3) of every response, interim
+STATUS_PENDING responses (§3.2.5.1.5: absorbed, their credits counted), and the bounds of what a
+response may hold: never more than the request asked for.
+
+Whatever the server sends, :meth:`ClientConnection.receive_data` raises only
+:class:`~netsession.wire.smb2.codec.Smb2DecodeError` (or its subclasses :class:`RemoteProtocolError` and
+:class:`~netsession.wire.smb2.crypto.Smb2IntegrityError`); the connection is unusable afterwards.
+Misuse by the caller raises :class:`LocalProtocolError`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from .codec import Smb2DecodeError
+from .compound import split_compound
+from .constants import (
+    Cipher,
+    Command,
+    Dialect,
+    GlobalCapabilities,
+    HashAlgorithm,
+    NtStatus,
+    SecurityMode,
+    SessionFlags,
+    ShareFlags,
+    SigningAlgorithm,
+)
+from .crypto import (
+    INITIAL_PREAUTH_HASH,
+    SessionKeys,
+    Smb2IntegrityError,
+    decrypt_message,
+    derive_session_keys,
+    encrypt_message,
+    nonce_size,
+    preauth_hash,
+    sign_message,
+    signing_algorithm_for,
+    verify_signature,
+)
+from .header import Smb2Header, TransformHeader
+from .messages import (
+    IoctlRequest,
+    IoctlResponse,
+    ReadRequest,
+    ReadResponse,
+    Request,
+    Response,
+    SessionSetupRequest,
+    SessionSetupResponse,
+    TreeConnectResponse,
+    WriteRequest,
+    decode_response,
+    encode_message,
+)
+from .negotiate import (
+    EncryptionCapabilities,
+    NegotiateContext,
+    NegotiateRequest,
+    NegotiateResponse,
+    NetnameNegotiateContextId,
+    PreauthIntegrityCapabilities,
+    SigningCapabilities,
+)
+from .transport import DirectTcpDeframer, frame
+
+ALL_DIALECTS: Final = (
+    Dialect.SMB_2_0_2,
+    Dialect.SMB_2_1,
+    Dialect.SMB_3_0,
+    Dialect.SMB_3_0_2,
+    Dialect.SMB_3_1_1,
+)
+# Most preferred first, as Windows 11 orders them (MS-SMB2 §3.2.4.2.2.2).
+ALL_CIPHERS: Final = (Cipher.AES_128_GCM, Cipher.AES_128_CCM, Cipher.AES_256_GCM, Cipher.AES_256_CCM)
+ALL_SIGNING_ALGORITHMS: Final = (
+    SigningAlgorithm.AES_GMAC,
+    SigningAlgorithm.AES_CMAC,
+    SigningAlgorithm.HMAC_SHA256,
+)
+# MS-SMB2 §3.1.5.2: one credit pays for 64 KiB of payload.
+CREDIT_PAYLOAD: Final = 0x10000
+# What may arrive beside the payload a request asked for: the SMB2 header, the response's fixed part,
+# a transform header, compound padding. Generous; a message longer than asked + this is refused.
+RESPONSE_OVERHEAD: Final = 0x1000
+# Until the server has said how large its answers may be (NEGOTIATE, SESSION_SETUP tokens, errors).
+SMALL_RESPONSE: Final = 0x10000
+# MS-SMB2 §2.2.1: MessageId 0xFFFFFFFFFFFFFFFF marks an unsolicited OPLOCK_BREAK notification.
+UNSOLICITED_MESSAGE_ID: Final = 0xFFFFFFFFFFFFFFFF
+SMB1_PROTOCOL_ID: Final = b"\xffSMB"
+SMB2_PROTOCOL_ID: Final = b"\xfeSMB"
+TRANSFORM_PROTOCOL_ID: Final = b"\xfdSMB"
+COMPRESSION_PROTOCOL_ID: Final = b"\xfcSMB"
+_NEVER_SIGNED: Final = frozenset((Command.NEGOTIATE,))
+
+
+class RemoteProtocolError(Smb2DecodeError):
+    """The server broke MS-SMB2 §3.2.5 (an answer to nothing, a refused negotiation, an unsigned response
+    where a signature is due...). The connection must be dropped (§3.2.7.1)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+
+
+class LocalProtocolError(Exception):
+    """The caller asked for something the connection's state does not allow."""
+
+
+class EncryptionUnavailable(LocalProtocolError):
+    """Encryption is required but the server offers none (no SMB 3.x, or no common cipher)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """What the client offers and insists on (MS-SMB2 §3.2.1.1 global settings).
+
+    ``signing_required`` is RequireMessageSigning: every response on an authenticated (not guest, not
+    anonymous) session must be signed or sealed. ``encryption_required`` seals every request after the
+    logon and fails if the server cannot. ``allow_guest`` is AllowInsecureGuestAccess.
+    """
+
+    dialects: tuple[int, ...] = ALL_DIALECTS
+    signing_required: bool = True
+    encryption_required: bool = False
+    ciphers: tuple[int, ...] = ALL_CIPHERS
+    signing_algorithms: tuple[int, ...] = ALL_SIGNING_ALGORITHMS
+    client_guid: uuid.UUID | None = None
+    server_name: str = ""
+    allow_guest: bool = False
+    credits: int = 64  # how many credits to keep asking for
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A response to the request ``message_id`` (the final one: interim responses are absorbed).
+
+    ``raw`` is the SMB2 message as received (after decryption); ``encrypted`` whether it came sealed.
+    """
+
+    message_id: int
+    header: Smb2Header
+    body: Response
+    raw: bytes
+    encrypted: bool
+
+    @property
+    def status(self) -> int:
+        return self.header.status
+
+
+@dataclass(slots=True)
+class _Outstanding:
+    """Connection.OutstandingRequests entry (§3.2.1.7)."""
+
+    command: int
+    raw: bytes
+    session_id: int
+    limit: int  # the most payload the response may carry
+    sealed: bool
+    async_id: int | None = None
+
+
+@dataclass(slots=True)
+class ClientSession:
+    """The client's Session (§3.2.1.3): one per connection here."""
+
+    session_id: int = 0
+    preauth_hash: bytes = INITIAL_PREAUTH_HASH
+    keys: SessionKeys | None = None
+    signing_required: bool = False
+    encrypt_data: bool = False
+    is_guest: bool = False
+    is_anonymous: bool = False
+    established: bool = False
+    hash_before_final: bytes | None = None  # Session.PreauthIntegrityHashValue after the last request
+
+
+@dataclass(slots=True)
+class _Tree:
+    share_type: int
+    encrypt_data: bool
+
+
+@dataclass(slots=True)
+class _Queued:
+    message_id: int
+    charge: int
+    build: Callable[[int], bytes]  # credits to ask for -> transport bytes
+
+
+class ClientConnection:
+    """One SMB2/3 client connection (see the module docstring)."""
+
+    def __init__(
+        self, config: ClientConfig | None = None, *, random: Callable[[int], bytes] = os.urandom
+    ) -> None:
+        self.config = config or ClientConfig()
+        self._random = random
+        self.client_guid = self.config.client_guid or uuid.UUID(bytes=random(16))
+        # Negotiated state (§3.2.1.2 Connection).
+        self.dialect: int | None = None
+        self.negotiate_response: NegotiateResponse | None = None
+        self.server_signing_required = False
+        self.cipher: int = Cipher.NONE
+        self.signing_algorithm: int = SigningAlgorithm.HMAC_SHA256
+        self.max_read_size = CREDIT_PAYLOAD
+        self.max_write_size = CREDIT_PAYLOAD
+        self.max_transact_size = CREDIT_PAYLOAD
+        self.supports_multi_credit = False
+        self._preauth = INITIAL_PREAUTH_HASH
+        self.session = ClientSession()
+        self.trees: dict[int, _Tree] = {}
+        # Sequence window (§3.2.4.1.6): ids are handed out in order; credits say how far we may send.
+        self._next_message_id = 0
+        self._credits = 1
+        self._waiting: deque[_Queued] = deque()
+        self._outstanding: dict[int, _Outstanding] = {}
+        self._out = bytearray()
+        self._deframer = DirectTcpDeframer(SMALL_RESPONSE + RESPONSE_OVERHEAD)
+        self._nonce_prefix = random(4)
+        self._nonce_counter = 0
+        self.closed = False
+
+    # -- what is going on ------------------------------------------------------------------------------
+
+    @property
+    def credits(self) -> int:
+        """Credits granted and not yet spent."""
+        return self._credits
+
+    @property
+    def outstanding(self) -> int:
+        """Requests sent (or queued) and not yet answered."""
+        return len(self._outstanding) + len(self._waiting)
+
+    def data_to_send(self) -> bytes:
+        """Transport bytes (Direct TCP framed) to write, in order; empty if none."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    # -- requests --------------------------------------------------------------------------------------
+
+    def negotiate(self) -> int:
+        """Queue the NEGOTIATE request (§3.2.4.2.2.2); returns its message id."""
+        if self.dialect is not None or self._next_message_id:
+            raise LocalProtocolError("NEGOTIATE is the first request of a connection, and only once")
+        cfg = self.config
+        mode = SecurityMode.SIGNING_ENABLED | (SecurityMode.SIGNING_REQUIRED if cfg.signing_required else 0)
+        capabilities = GlobalCapabilities.LARGE_MTU
+        if any(d >= Dialect.SMB_3_0 for d in cfg.dialects) and cfg.ciphers:
+            capabilities |= GlobalCapabilities.ENCRYPTION
+        contexts: list[NegotiateContext] = []
+        if Dialect.SMB_3_1_1 in cfg.dialects:
+            contexts.append(PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), self._random(32)))
+            if cfg.ciphers:
+                contexts.append(EncryptionCapabilities(tuple(cfg.ciphers)))
+            if cfg.signing_algorithms:
+                contexts.append(SigningCapabilities(tuple(cfg.signing_algorithms)))
+            if cfg.server_name:
+                contexts.append(NetnameNegotiateContextId(cfg.server_name))
+        body = NegotiateRequest(tuple(cfg.dialects), mode, capabilities, self.client_guid, tuple(contexts))
+        return self._submit(body, charge=1, session_id=0, tree_id=0, limit=SMALL_RESPONSE)
+
+    def session_setup(self, token: bytes) -> int:
+        """Queue one SESSION_SETUP leg carrying the GSS token (§3.2.4.2.3, §3.2.5.3.1)."""
+        if self.dialect is None:
+            raise LocalProtocolError("SESSION_SETUP before NEGOTIATE")
+        if self.session.established:
+            raise LocalProtocolError("this connection's session is already established")
+        cfg = self.config
+        mode = SecurityMode.SIGNING_REQUIRED if cfg.signing_required else SecurityMode.SIGNING_ENABLED
+        body = SessionSetupRequest(token, security_mode=mode)
+        return self._submit(
+            body, charge=1, session_id=self.session.session_id, tree_id=0, limit=SMALL_RESPONSE
+        )
+
+    def request(self, body: Request, *, tree_id: int = 0) -> int:
+        """Queue any other request on the session (TREE_CONNECT, CREATE, IOCTL, READ, WRITE, CLOSE,
+        TREE_DISCONNECT, LOGOFF, ECHO...); returns its message id."""
+        if not self.session.established:
+            raise LocalProtocolError("no established session on this connection")
+        payload, limit = _payload_sizes(body)
+        charge = self._credit_charge(payload)
+        return self._submit(
+            body, charge=charge, session_id=self.session.session_id, tree_id=tree_id, limit=limit
+        )
+
+    def _credit_charge(self, payload: int) -> int:
+        """§3.2.4.1.5: (max(send, expected response) - 1) / 65536 + 1 with multi-credit; else 1."""
+        if not self.supports_multi_credit:
+            if payload > CREDIT_PAYLOAD:
+                raise LocalProtocolError(f"{payload} bytes in one request needs multi-credit (SMB 2.1+)")
+            return 1
+        return max(1, (payload - 1) // CREDIT_PAYLOAD + 1)
+
+    def _submit(self, body: Request, *, charge: int, session_id: int, tree_id: int, limit: int) -> int:
+        if self.closed:
+            raise LocalProtocolError("the connection is closed")
+        message_id = self._next_message_id
+        self._next_message_id += charge
+        command = body.command if not hasattr(body, "COMMAND") else body.COMMAND
+        seal = self._seals(command, tree_id)
+
+        def build(credit_request: int) -> bytes:
+            header = Smb2Header(
+                command=int(command),
+                credit_charge=charge if self.dialect not in (None, Dialect.SMB_2_0_2) else 0,
+                credits=credit_request,
+                message_id=message_id,
+                tree_id=tree_id,
+                session_id=session_id,
+            )
+            raw = encode_message(header, body)
+            if seal:
+                self._outstanding[message_id] = _Outstanding(command, raw, session_id, limit, True)
+                return frame(self._seal(raw))
+            if self._signs(command):
+                message = bytearray(raw)
+                keys = self.session.keys
+                assert keys is not None
+                sign_message(message, keys.signing_key, self.signing_algorithm)
+                raw = bytes(message)
+            self._outstanding[message_id] = _Outstanding(command, raw, session_id, limit, False)
+            return frame(raw)
+
+        self._waiting.append(_Queued(message_id, charge, build))
+        self._flush()
+        return message_id
+
+    def _flush(self) -> None:
+        """Send what the granted credits allow, in message-id order (§3.2.4.1.6)."""
+        while self._waiting and self._credits >= self._waiting[0].charge:
+            queued = self._waiting.popleft()
+            self._credits -= queued.charge
+            # Ask for enough to keep ``config.credits`` in hand (§3.2.4.1.2), at least what this one spent.
+            ask = max(queued.charge, min(self.config.credits - self._credits, 0xFFFF))
+            self._out += queued.build(ask)
+
+    def _seals(self, command: int, tree_id: int) -> bool:
+        """§3.2.4.1.8: encrypt if the session or the tree says so (never NEGOTIATE or SESSION_SETUP)."""
+        if command in (Command.NEGOTIATE, Command.SESSION_SETUP) or not self.session.established:
+            return False
+        tree = self.trees.get(tree_id)
+        return self.session.encrypt_data or (tree is not None and tree.encrypt_data)
+
+    def _signs(self, command: int) -> bool:
+        """§3.2.4.1.1: sign every request of an established session that requires signing."""
+        s = self.session
+        return s.established and s.keys is not None and s.signing_required and command not in _NEVER_SIGNED
+
+    def _seal(self, raw: bytes) -> bytes:
+        keys = self.session.keys
+        assert keys is not None and keys.decryption_key is not None
+        cipher = self.cipher
+        self._nonce_counter += 1
+        n = nonce_size(cipher)
+        # A nonce never repeats under one key: a per-connection prefix and a counter (§3.1.4.3).
+        nonce = (self._nonce_prefix + self._nonce_counter.to_bytes(8, "little"))[:n]
+        # The server's DecryptionKey (client-to-server) is what the client encrypts with.
+        return encrypt_message(
+            raw, keys.decryption_key, cipher=cipher, session_id=self.session.session_id, nonce=nonce
+        )
+
+    # -- the session -----------------------------------------------------------------------------------
+
+    def session_established(
+        self, response: Reply, gss_session_key: bytes, *, anonymous: bool = False
+    ) -> None:
+        """Finish the logon after the GSS exchange accepted the final SESSION_SETUP response (§3.2.5.3.1):
+        derive the keys, apply the session flags, and verify the response's signature with the new key."""
+        s = self.session
+        dialect = self.dialect
+        if dialect is None or s.established:
+            raise LocalProtocolError("no logon in progress")
+        if response.header.command != Command.SESSION_SETUP or response.status != NtStatus.STATUS_SUCCESS:
+            raise LocalProtocolError("the logon ends with a successful SESSION_SETUP response")
+        body = response.body
+        assert isinstance(body, SessionSetupResponse)
+        flags = body.session_flags
+        s.session_id = response.header.session_id
+        s.is_guest = bool(flags & SessionFlags.IS_GUEST)
+        s.is_anonymous = anonymous or bool(flags & SessionFlags.IS_NULL)
+        if s.is_guest and not self.config.allow_guest:
+            # §3.2.5.3.1: AllowInsecureGuestAccess FALSE and RequireMessageSigning TRUE -> terminate.
+            self.closed = True
+            raise RemoteProtocolError("the server logged us on as guest, and guest access is not allowed")
+        unauthenticated = s.is_guest or s.is_anonymous
+        cipher = (
+            self.cipher
+            if dialect == Dialect.SMB_3_1_1
+            else (Cipher.AES_128_CCM if self._server_encrypts() else Cipher.NONE)
+        )
+        if dialect == Dialect.SMB_3_1_1 and s.hash_before_final is None:
+            raise LocalProtocolError("no final SESSION_SETUP request was hashed")
+        if not unauthenticated or gss_session_key:
+            s.keys = derive_session_keys(
+                dialect,
+                gss_session_key or bytes(16),
+                preauth_hash=s.hash_before_final if dialect == Dialect.SMB_3_1_1 else None,
+                cipher=cipher,
+            )
+        s.signing_required = not unauthenticated and (
+            self.config.signing_required or self.server_signing_required
+        )
+        if dialect >= Dialect.SMB_3_0 and flags & SessionFlags.ENCRYPT_DATA:
+            s.encrypt_data = True
+            s.signing_required = False
+        if self.config.encryption_required and not unauthenticated:
+            s.encrypt_data = True
+        if s.encrypt_data and (cipher == Cipher.NONE or s.keys is None or s.keys.decryption_key is None):
+            self.closed = True
+            raise EncryptionUnavailable(f"the server offers no SMB 3 encryption (dialect 0x{dialect:04X})")
+        if self.cipher == Cipher.NONE and cipher != Cipher.NONE:
+            self.cipher = cipher
+        # The final response: signed with the new key (3.1.1 MUST, §3.2.5.3.1; otherwise when signing).
+        signed = response.header.is_signed
+        if not unauthenticated:
+            assert s.keys is not None
+            if signed:
+                if not verify_signature(response.raw, s.keys.signing_key, self.signing_algorithm):
+                    self.closed = True
+                    raise Smb2IntegrityError("the final SESSION_SETUP response has a bad signature", 48)
+            elif not response.encrypted and (dialect == Dialect.SMB_3_1_1 or s.signing_required):
+                self.closed = True
+                raise RemoteProtocolError("the final SESSION_SETUP response is not signed")
+        s.established = True
+
+    def _server_encrypts(self) -> bool:
+        resp = self.negotiate_response
+        return resp is not None and bool(resp.capabilities & GlobalCapabilities.ENCRYPTION)
+
+    # -- responses -------------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Reply]:
+        """Feed transport bytes; the final responses they complete, in arrival order."""
+        if self.closed:
+            return []
+        self._deframer.max_message_size = self._largest_expected()
+        try:
+            messages = self._deframer.receive_data(data)
+        except Smb2DecodeError:
+            self.closed = True
+            raise
+        events: list[Reply] = []
+        try:
+            for message in messages:
+                self._message(message, events)
+        except Smb2DecodeError:
+            self.closed = True
+            raise
+        self._flush()
+        return events
+
+    def _largest_expected(self) -> int:
+        limits = [o.limit for o in self._outstanding.values()]
+        return max(limits, default=SMALL_RESPONSE) + RESPONSE_OVERHEAD
+
+    def _message(self, message: bytes, events: list[Reply]) -> None:
+        protocol = message[:4]
+        encrypted = protocol == TRANSFORM_PROTOCOL_ID
+        if encrypted:
+            message = self._decrypt(message)
+            if message[:4] != SMB2_PROTOCOL_ID:
+                raise RemoteProtocolError("an encrypted message holds no SMB2 message (§3.2.5.1.1.1)")
+        elif protocol == SMB1_PROTOCOL_ID:
+            raise RemoteProtocolError("the server answered in SMB1: it speaks no SMB2/3")
+        elif protocol == COMPRESSION_PROTOCOL_ID:
+            raise RemoteProtocolError("a compressed message, and no compression was negotiated")
+        elif protocol != SMB2_PROTOCOL_ID:
+            raise RemoteProtocolError(f"not an SMB2 message (ProtocolId {protocol.hex()})")
+        for part in split_compound(message):
+            self._part(part, encrypted, events)
+
+    def _decrypt(self, message: bytes) -> bytes:
+        s = self.session
+        transform = TransformHeader.decode(message)
+        if s.keys is None or s.keys.encryption_key is None or transform.session_id != s.session_id:
+            raise RemoteProtocolError("an encrypted message for no session of ours (§3.2.5.1.1.1)")
+        _, plain = decrypt_message(message, s.keys.encryption_key, cipher=self.cipher)
+        return plain
+
+    def _part(self, raw: bytes, encrypted: bool, events: list[Reply]) -> None:
+        header = Smb2Header.decode(raw)
+        if not header.is_response:
+            raise RemoteProtocolError("a request from the server (SERVER_TO_REDIR clear)")
+        if header.message_id == UNSOLICITED_MESSAGE_ID:
+            if header.command == Command.OPLOCK_BREAK:
+                return  # §3.2.5.1.2: we hold no oplocks or leases; nothing to do
+            raise RemoteProtocolError("MessageId 0xFFFFFFFFFFFFFFFF on something other than OPLOCK_BREAK")
+        sent = self._outstanding.get(header.message_id)
+        if sent is None or header.command != sent.command:
+            raise RemoteProtocolError(f"a response to message {header.message_id}, which is not outstanding")
+        if encrypted and header.session_id != self.session.session_id:
+            raise RemoteProtocolError("an encrypted response for another session (§3.2.5.1.1.1)")
+        # §3.2.5.1.4: every response grants credits, interim ones included.
+        self._credits = min(self._credits + header.credits, 0xFFFF)
+        if header.status == NtStatus.STATUS_PENDING and header.is_async:
+            sent.async_id = header.async_id  # §3.2.5.1.5: the final response follows
+            return
+        self._check_signature(header, raw, sent, encrypted)
+        del self._outstanding[header.message_id]
+        _, body = decode_response(raw)
+        self._check_size(body, sent)
+        self._process(header, body, raw, sent)
+        events.append(Reply(header.message_id, header, body, raw, encrypted))
+
+    def _check_signature(self, header: Smb2Header, raw: bytes, sent: _Outstanding, encrypted: bool) -> None:
+        """§3.2.5.1.3. Every signed response is verified; on a session that requires signing an
+        unsigned (and unsealed) response is refused; a request that went sealed must come back sealed."""
+        s = self.session
+        if sent.sealed and not encrypted:
+            raise RemoteProtocolError(f"the answer to a sealed {Command(sent.command).name} came unsealed")
+        if encrypted or sent.command == Command.NEGOTIATE:
+            return
+        if not s.established or s.keys is None:
+            return  # SESSION_SETUP legs: the final one is checked by session_established
+        if header.is_signed:
+            if not verify_signature(raw, s.keys.signing_key, self.signing_algorithm):
+                raise Smb2IntegrityError(f"bad signature on the {Command(sent.command).name} response", 48)
+        elif s.signing_required:
+            raise RemoteProtocolError(f"the {Command(sent.command).name} response is not signed")
+
+    def _check_size(self, body: object, sent: _Outstanding) -> None:
+        data = (
+            body.data
+            if isinstance(body, ReadResponse)
+            else body.output
+            if isinstance(body, IoctlResponse)
+            else None
+        )
+        if data is not None and len(data) > sent.limit:
+            raise RemoteProtocolError(f"{len(data)} bytes in answer to a request for at most {sent.limit}")
+
+    def _process(self, header: Smb2Header, body: object, raw: bytes, sent: _Outstanding) -> None:
+        status = header.status
+        if sent.command == Command.NEGOTIATE:
+            if status == NtStatus.STATUS_SUCCESS:
+                if not isinstance(body, NegotiateResponse):
+                    raise RemoteProtocolError("NEGOTIATE succeeded without a NEGOTIATE response body")
+                self._negotiated(body, sent.raw, raw)
+        elif sent.command == Command.SESSION_SETUP:
+            s = self.session
+            if status in (NtStatus.STATUS_SUCCESS, NtStatus.STATUS_MORE_PROCESSING_REQUIRED):
+                if s.session_id and header.session_id != s.session_id:
+                    raise RemoteProtocolError("SESSION_SETUP answered for another SessionId")
+                s.session_id = header.session_id
+                if self.dialect == Dialect.SMB_3_1_1:
+                    # §3.2.5.3.1: the request always; the response only when more processing follows.
+                    s.preauth_hash = preauth_hash(s.preauth_hash, sent.raw)
+                    if status == NtStatus.STATUS_MORE_PROCESSING_REQUIRED:
+                        s.preauth_hash = preauth_hash(s.preauth_hash, raw)
+                    else:
+                        s.hash_before_final = s.preauth_hash
+                else:
+                    s.hash_before_final = b""
+        elif sent.command == Command.TREE_CONNECT and status == NtStatus.STATUS_SUCCESS:
+            if isinstance(body, TreeConnectResponse):
+                encrypt = (
+                    self.dialect is not None
+                    and self.dialect >= Dialect.SMB_3_0
+                    and bool(body.share_flags & ShareFlags.ENCRYPT_DATA)
+                )
+                if encrypt and self.cipher == Cipher.NONE and not self._server_encrypts():
+                    raise RemoteProtocolError("the share demands encryption, and no cipher was negotiated")
+                if encrypt and self.cipher == Cipher.NONE:
+                    self.cipher = Cipher.AES_128_CCM
+                self.trees[header.tree_id] = _Tree(body.share_type, encrypt)
+        elif sent.command == Command.TREE_DISCONNECT and status == NtStatus.STATUS_SUCCESS:
+            self.trees.pop(header.tree_id, None)
+        elif sent.command == Command.LOGOFF and status == NtStatus.STATUS_SUCCESS:
+            self.closed = True  # one session per connection: nothing more to say on it
+
+    def _negotiated(self, resp: NegotiateResponse, request: bytes, raw: bytes) -> None:
+        """§3.2.5.2: check the server's choices against our offer and record them."""
+        cfg = self.config
+        dialect = resp.dialect_revision
+        if dialect not in cfg.dialects:
+            raise RemoteProtocolError(f"the server chose dialect 0x{dialect:04X}, which was not offered")
+        self.dialect = dialect
+        self.negotiate_response = resp
+        self.server_signing_required = bool(resp.security_mode & SecurityMode.SIGNING_REQUIRED)
+        self.supports_multi_credit = dialect != Dialect.SMB_2_0_2 and bool(
+            resp.capabilities & GlobalCapabilities.LARGE_MTU
+        )
+        self.max_read_size = resp.max_read_size
+        self.max_write_size = resp.max_write_size
+        self.max_transact_size = resp.max_transact_size
+        self.signing_algorithm = signing_algorithm_for(dialect)
+        if dialect == Dialect.SMB_3_1_1:
+            preauth = [c for c in resp.negotiate_contexts if isinstance(c, PreauthIntegrityCapabilities)]
+            if len(preauth) != 1 or preauth[0].hash_algorithms != (HashAlgorithm.SHA_512,):
+                raise RemoteProtocolError(
+                    "a 3.1.1 NEGOTIATE response without exactly one SHA-512 preauth context"
+                )
+            for ctx in resp.negotiate_contexts:
+                if isinstance(ctx, EncryptionCapabilities):
+                    if len(ctx.ciphers) != 1 or (ctx.ciphers[0] and ctx.ciphers[0] not in cfg.ciphers):
+                        raise RemoteProtocolError(
+                            f"the server chose cipher(s) {ctx.ciphers}, not one we offered"
+                        )
+                    self.cipher = ctx.ciphers[0]
+                elif isinstance(ctx, SigningCapabilities):
+                    alg = ctx.signing_algorithms
+                    if len(alg) != 1 or alg[0] not in cfg.signing_algorithms:
+                        raise RemoteProtocolError(
+                            f"the server chose signing algorithm(s) {alg}, not one we offered"
+                        )
+                    self.signing_algorithm = signing_algorithm_for(dialect, alg[0])
+            self._preauth = preauth_hash(preauth_hash(INITIAL_PREAUTH_HASH, request), raw)
+            self.session.preauth_hash = self._preauth
+        elif dialect >= Dialect.SMB_3_0 and resp.capabilities & GlobalCapabilities.ENCRYPTION:
+            self.cipher = Cipher.AES_128_CCM
+
+
+def _payload_sizes(body: Request) -> tuple[int, int]:
+    """What a request sends and what its response may carry (for credit charges and response bounds)."""
+    if isinstance(body, ReadRequest):
+        return body.length, body.length
+    if isinstance(body, IoctlRequest):
+        return max(len(body.input), body.max_output_response), body.max_output_response
+    if isinstance(body, WriteRequest):
+        return len(body.data), 0
+    return 0, SMALL_RESPONSE
+
+
+__all__ = [
+    "ALL_CIPHERS",
+    "ALL_DIALECTS",
+    "ALL_SIGNING_ALGORITHMS",
+    "ClientConfig",
+    "ClientConnection",
+    "ClientSession",
+    "EncryptionUnavailable",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "Reply",
+]
