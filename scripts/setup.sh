@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: Samba's server and client tools (the peers of the interop tests, and rpcclient /
 # smbclient for trying the server by hand), and nss_wrapper (test users for a private smbd without
-# touching /etc/passwd).
+# touching /etc/passwd), and PostgreSQL (the fleet's history database in the tests).
 # groff-base renders the man page docs/netsession.1 (a test checks it renders cleanly).
-PACKAGES=(samba smbclient samba-common-bin libnss-wrapper groff-base)
+PACKAGES=(samba smbclient samba-common-bin libnss-wrapper groff-base postgresql)
 
 # Another apt or dpkg may be running (unattended-upgrades, a second setup): wait for its lock instead of
 # failing. apt-get waits for the dpkg lock itself (DPkg::Lock::Timeout); `apt-get update`'s lists lock

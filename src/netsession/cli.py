@@ -56,6 +56,7 @@ PROG: Final = "netsession"
 # One module a line; ``netsession.clidoc`` (help, completion) documents whatever the others add.
 EXTENSION_MODULES: Final = (
     "netsession.server.cli",
+    "netsession.fleet.cli",
     "netsession.clidoc",
 )
 # Levels tried in turn when the user names none: richest first.

@@ -1,0 +1,174 @@
+"""The one place the fleet meets the SMB client engine: open srvsvc on a host, call NetrSessionEnum.
+
+Everything else in :mod:`netsession.fleet` sees only :class:`HostConnection`, :class:`Page` and
+:class:`ProbeError` (a failure already sorted into the verdict vocabulary), so the engine below can change
+without the scan noticing.
+
+This version drives the blocking client (:class:`~netsession.client.rpc.SrvsvcClient` over
+:class:`~netsession.client.transport.SmbPipeTransport`) in worker threads, bounded by the scan's
+concurrency; each blocking step gets the time left before the host's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Final
+
+from netsession.client.pool import Credentials
+from netsession.client.rpc import RpcFaultError, SrvsvcClient
+from netsession.client.transport import SmbPipeTransport, TransportError
+from netsession.errors import (
+    ERROR_ACCESS_DENIED,
+    ERROR_BAD_NETPATH,
+    ERROR_LOGON_FAILURE,
+    RPC_S_PROTOCOL_ERROR,
+    RPC_X_BAD_STUB_DATA,
+    NetApiError,
+    status_name,
+)
+from netsession.fleet.results import Verdict
+from netsession.records import SessionInfo
+
+# MS-RPCE §2.2.2.13 / MS-ERREF: a fault PDU carrying status 5 (ERROR_ACCESS_DENIED), how a hardened
+# Windows (NetCease, Server 2019+) refuses NetrSessionEnum.
+FAULT_ACCESS_DENIED: Final = 5
+_PROTOCOL_ERRORS: Final = frozenset((RPC_S_PROTOCOL_ERROR, RPC_X_BAD_STUB_DATA))
+_STATUS_NAME: Final = re.compile(r"\b(STATUS_[A-Z_]+)\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One NetrSessionEnum answer, Win32's out-parameters (MS-SRVS §3.1.4.5)."""
+
+    records: list[SessionInfo]
+    entriesread: int
+    totalentries: int
+    resume: int | None
+    more: bool
+
+
+class ProbeError(Exception):
+    """A failure, sorted: the verdict it means, the Windows name of the error, and what happened.
+
+    ``stub_status`` is set when the server answered the call with a NET_API_STATUS (not a fault, not a
+    transport failure): the scan steps down a level on ERROR_INVALID_LEVEL."""
+
+    def __init__(
+        self, verdict: Verdict, error: str | None, detail: str, *, stub_status: int | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.verdict = verdict
+        self.error = error
+        self.detail = detail
+        self.stub_status = stub_status
+
+
+def stub_error(status: int) -> ProbeError:
+    """What a NET_API_STATUS other than success / ERROR_MORE_DATA means."""
+    verdict = Verdict.ACCESS_DENIED if status == ERROR_ACCESS_DENIED else Verdict.ERROR
+    return ProbeError(verdict, status_name(status), f"NetrSessionEnum returned {status_name(status)}",
+                      stub_status=status)
+
+
+def classify(exc: BaseException, stage: str) -> ProbeError:
+    """Sort an engine exception into the verdict vocabulary (``stage``: connect or call)."""
+    if isinstance(exc, ProbeError):
+        return exc
+    if isinstance(exc, RpcFaultError):
+        if exc.fault_status == FAULT_ACCESS_DENIED:
+            return ProbeError(Verdict.HARDENED, "ERROR_ACCESS_DENIED", "DCE/RPC fault, status 5")
+        name = status_name(exc.winerror)
+        verdict = Verdict.PROTOCOL_ERROR if exc.winerror in _PROTOCOL_ERRORS else Verdict.ERROR
+        return ProbeError(verdict, name, f"DCE/RPC fault 0x{exc.fault_status:08X}")
+    if isinstance(exc, TransportError):
+        detail = exc.detail
+        low = detail.lower()
+        if exc.winerror == ERROR_LOGON_FAILURE:
+            found = _STATUS_NAME.search(detail)
+            name = found.group(1) if found else "ERROR_LOGON_FAILURE"
+            return ProbeError(Verdict.LOGON_FAILED, name, detail)
+        if exc.winerror == ERROR_ACCESS_DENIED:
+            return ProbeError(Verdict.ACCESS_DENIED, "STATUS_ACCESS_DENIED", detail)
+        if "refused" in low:
+            return ProbeError(Verdict.UNREACHABLE, "WSAECONNREFUSED", detail)
+        if "unreachable" in low or "no route" in low:
+            return ProbeError(Verdict.UNREACHABLE, "WSAEHOSTUNREACH", detail)
+        if "timed out" in low or "timeout" in low:
+            return ProbeError(Verdict.TIMEOUT, "WSAETIMEDOUT", detail)
+        if stage == "connect" and not any(s in low for s in ("session setup", "tree connect", "pipe open")):
+            if exc.winerror == ERROR_BAD_NETPATH:
+                return ProbeError(Verdict.UNREACHABLE, "ERROR_BAD_NETPATH", detail)
+            return ProbeError(Verdict.NOT_SMB, None, detail)
+        return ProbeError(Verdict.ERROR, status_name(exc.winerror), detail)
+    if isinstance(exc, NetApiError):
+        verdict = Verdict.PROTOCOL_ERROR if exc.winerror in _PROTOCOL_ERRORS else Verdict.ERROR
+        return ProbeError(verdict, exc.name, exc.strerror)
+    if isinstance(exc, OSError):
+        return ProbeError(Verdict.UNREACHABLE, None, str(exc))
+    return ProbeError(Verdict.ERROR, type(exc).__name__, str(exc))
+
+
+class Engine:
+    """What the scan holds for its whole run: here, the worker threads of the blocking client."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="probe")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+
+class HostConnection:
+    """srvsvc on one host, bound, for the calls of one scan of it. Use :func:`open_host`."""
+
+    def __init__(self, engine: Engine, client: SrvsvcClient, local_address: str | None) -> None:
+        self._engine = engine
+        self._client = client
+        self.local_address = local_address
+
+    async def enum(self, level: int, resume: int | None, prefmaxlen: int) -> Page:
+        """One NetrSessionEnum; ERROR_MORE_DATA is ``more``; any other status raises ProbeError."""
+        try:
+            r = await self._engine.run(self._client.session_enum, level, None, None, prefmaxlen, resume)
+        except Exception as exc:
+            raise classify(exc, "call") from None
+        if r.status not in (0, 234):  # NERR_Success, ERROR_MORE_DATA
+            raise stub_error(r.status)
+        return Page(list(r.entries), len(r.entries), r.total_entries, r.resume_handle, r.status == 234)
+
+    async def close(self) -> None:
+        # Closing only drops the TCP connection (no round trip); never waits on the host.
+        self._client.close()
+
+
+async def open_host(
+    engine: Engine, address: str, port: int, credentials: Credentials, timeout: float
+) -> HostConnection:
+    """Connect, negotiate, log on, open and bind srvsvc; raises ProbeError."""
+    transport = SmbPipeTransport(
+        address, port,
+        username=credentials.username, password=credentials.password, domain=credentials.domain,
+        nt_hash=credentials.nt_hash, encrypt=credentials.encrypt, auth_protocol=credentials.auth_protocol,
+        timeout=max(1.0, timeout),
+    )
+    client = SrvsvcClient(transport, server_name=f"\\\\{address}")
+    try:
+        await engine.run(client.connect)
+    except asyncio.CancelledError:
+        # The deadline passed while the thread still works: drop its socket so it ends soon.
+        with contextlib.suppress(Exception):
+            client.close()
+        raise
+    except Exception as exc:
+        raise classify(exc, "connect") from None
+    local: str | None = None
+    with contextlib.suppress(Exception):
+        local = transport._connection.transport._sock.getsockname()[0]
+    return HostConnection(engine, client, local)

@@ -1,0 +1,37 @@
+"""Session-scoped fixtures of the fleet tests: the simulated fleet (fleet_sim.py), a private Samba smbd,
+and a server holding thousands of sessions for paging."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
+
+from fleet_sim import Fleet, start_fleet
+from samba import SambaServer, missing_prerequisites, running_samba
+
+
+@pytest.fixture(scope="session")
+def fleet() -> Iterator[Fleet]:
+    f = start_fleet(classic=200, hardened=30, unused=20, tarpits=10, not_smb=5)
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+@pytest.fixture(scope="session")
+def fleet_samba() -> Iterator[SambaServer]:
+    if shutil.which("smbd") is None and not Path("/usr/sbin/smbd").exists():
+        pytest.skip("Samba's smbd is not installed")
+    reason = missing_prerequisites()
+    if reason is not None:
+        pytest.fail(f"cannot start a private smbd: {reason}")
+    with running_samba(prefix="netsession-fleet-smbd-") as server:
+        yield server
