@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from netsession import exitcodes
 from netsession.client.pool import Credentials, credentials_from_env, split_user
 from netsession.errors import NetApiError
 from netsession.fleet.output import CsvOutput, JsonlOutput, Output, Summary, TableOutput
@@ -39,11 +40,12 @@ from netsession.fleet.targets import (
 )
 from netsession.records import MAX_PREFERRED_LENGTH, SESSION_LEVELS
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_PARTIAL: Final = 3
-EXIT_INTERRUPTED: Final = 130
+# The project's exit statuses (netsession.exitcodes), as the fleet commands use them.
+EXIT_OK: Final = exitcodes.OK
+EXIT_FAILED: Final = exitcodes.FAILED
+EXIT_USAGE: Final = exitcodes.USAGE
+EXIT_PARTIAL: Final = exitcodes.PARTIAL
+EXIT_INTERRUPTED: Final = exitcodes.INTERRUPTED
 FORMATS: Final = ("table", "jsonl", "csv", "bloodhound")
 
 

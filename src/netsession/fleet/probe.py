@@ -18,13 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
+from netsession.client import errors
 from netsession.client.pool import Credentials
 from netsession.client.rpc import RpcFaultError, SrvsvcClient
 from netsession.client.transport import SmbPipeTransport, TransportError
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
-    ERROR_BAD_NETPATH,
-    ERROR_LOGON_FAILURE,
     RPC_S_PROTOCOL_ERROR,
     RPC_X_BAD_STUB_DATA,
     NetApiError,
@@ -37,6 +36,8 @@ from netsession.records import SessionInfo
 # Windows (NetCease, Server 2019+) refuses NetrSessionEnum.
 FAULT_ACCESS_DENIED: Final = 5
 _PROTOCOL_ERRORS: Final = frozenset((RPC_S_PROTOCOL_ERROR, RPC_X_BAD_STUB_DATA))
+# What the blocking client names the steps after negotiate by, in its messages.
+_LATER_STAGES: Final = ("session setup", "tree connect", "pipe open", "transceive", "read", "write")
 _STATUS_NAME: Final = re.compile(r"\b(STATUS_[A-Z_]+)\b")
 
 
@@ -85,31 +86,46 @@ def classify(exc: BaseException, stage: str) -> ProbeError:
         verdict = Verdict.PROTOCOL_ERROR if exc.winerror in _PROTOCOL_ERRORS else Verdict.ERROR
         return ProbeError(verdict, name, f"DCE/RPC fault 0x{exc.fault_status:08X}")
     if isinstance(exc, TransportError):
-        detail = exc.detail
-        low = detail.lower()
-        if exc.winerror == ERROR_LOGON_FAILURE:
-            found = _STATUS_NAME.search(detail)
-            name = found.group(1) if found else "ERROR_LOGON_FAILURE"
-            return ProbeError(Verdict.LOGON_FAILED, name, detail)
-        if exc.winerror == ERROR_ACCESS_DENIED:
-            return ProbeError(Verdict.ACCESS_DENIED, "STATUS_ACCESS_DENIED", detail)
-        if "refused" in low:
-            return ProbeError(Verdict.UNREACHABLE, "WSAECONNREFUSED", detail)
-        if "unreachable" in low or "no route" in low:
-            return ProbeError(Verdict.UNREACHABLE, "WSAEHOSTUNREACH", detail)
-        if "timed out" in low or "timeout" in low:
-            return ProbeError(Verdict.TIMEOUT, "WSAETIMEDOUT", detail)
-        if stage == "connect" and not any(s in low for s in ("session setup", "tree connect", "pipe open")):
-            if exc.winerror == ERROR_BAD_NETPATH:
-                return ProbeError(Verdict.UNREACHABLE, "ERROR_BAD_NETPATH", detail)
-            return ProbeError(Verdict.NOT_SMB, None, detail)
-        return ProbeError(Verdict.ERROR, status_name(exc.winerror), detail)
+        return _transport_verdict(exc, stage)
     if isinstance(exc, NetApiError):
         verdict = Verdict.PROTOCOL_ERROR if exc.winerror in _PROTOCOL_ERRORS else Verdict.ERROR
         return ProbeError(verdict, exc.name, exc.strerror)
     if isinstance(exc, OSError):
         return ProbeError(Verdict.UNREACHABLE, None, str(exc))
     return ProbeError(Verdict.ERROR, type(exc).__name__, str(exc))
+
+
+def _transport_verdict(exc: TransportError, stage: str) -> ProbeError:
+    """A failure below the stub, by its ``reason`` (:mod:`netsession.client.errors`)."""
+    detail, reason = exc.detail, exc.reason
+    status_name_ = getattr(exc, "status_name", None)
+    if reason in (errors.LOGON, errors.CREDENTIALS):
+        found = _STATUS_NAME.search(detail)
+        name = status_name_ or (found.group(1) if found else "ERROR_LOGON_FAILURE")
+        return ProbeError(Verdict.LOGON_FAILED, name, detail)
+    if reason == errors.UNRESOLVED:
+        return ProbeError(Verdict.UNREACHABLE, "WSAHOST_NOT_FOUND", detail)
+    if reason == errors.UNREACHABLE:
+        low = detail.lower()
+        name = "WSAECONNREFUSED" if "refused" in low else "WSAEHOSTUNREACH"
+        return ProbeError(Verdict.UNREACHABLE, name, detail)
+    if reason == errors.TIMEOUT:
+        return ProbeError(Verdict.TIMEOUT, "WSAETIMEDOUT", detail)
+    if reason == errors.PROTOCOL:
+        # Not SMB at all while connecting; SMB that broke later is a protocol error.
+        verdict = Verdict.NOT_SMB if stage == "connect" and "negotiate" not in detail.lower() else (
+            Verdict.PROTOCOL_ERROR)
+        return ProbeError(verdict, status_name(exc.winerror), detail)
+    if reason == errors.CLOSED and stage == "connect" and not _after_negotiate(detail):
+        return ProbeError(Verdict.NOT_SMB, None, detail)
+    if status_name_ == "STATUS_ACCESS_DENIED":
+        return ProbeError(Verdict.ACCESS_DENIED, status_name_, detail)
+    return ProbeError(Verdict.ERROR, status_name_ or status_name(exc.winerror), detail)
+
+
+def _after_negotiate(detail: str) -> bool:
+    low = detail.lower()
+    return any(s in low for s in _LATER_STAGES)
 
 
 class Engine:
