@@ -22,6 +22,7 @@ class NetApiStatus(IntEnum):
     """Status codes used by the session functions, by their Windows names (MS-ERREF §2.2, lmerr.h)."""
 
     NERR_Success = 0
+    ERROR_FILE_NOT_FOUND = 2
     ERROR_ACCESS_DENIED = 5
     ERROR_NOT_ENOUGH_MEMORY = 8
     ERROR_BAD_NETPATH = 53
@@ -40,13 +41,16 @@ class NetApiStatus(IntEnum):
     NERR_BufTooSmall = 2123
     NERR_UserNotFound = 2221
     NERR_NetNameNotFound = 2310
+    NERR_DeviceNotShared = 2311
     NERR_ClientNameNotFound = 2312
+    NERR_FileIdNotFound = 2314
     NERR_InvalidComputer = 2351
 
 
 # FormatMessage texts (English) for each status.
 MESSAGES: dict[int, str] = {
     NetApiStatus.NERR_Success: "The operation completed successfully.",
+    NetApiStatus.ERROR_FILE_NOT_FOUND: "The system cannot find the file specified.",
     NetApiStatus.ERROR_ACCESS_DENIED: "Access is denied.",
     NetApiStatus.ERROR_NOT_ENOUGH_MEMORY: (
         "Not enough memory resources are available to process this command."
@@ -67,12 +71,15 @@ MESSAGES: dict[int, str] = {
     NetApiStatus.NERR_BufTooSmall: "The API return buffer is too small.",
     NetApiStatus.NERR_UserNotFound: "The user name could not be found.",
     NetApiStatus.NERR_NetNameNotFound: "This shared resource does not exist.",
+    NetApiStatus.NERR_DeviceNotShared: "The device is not shared.",
     NetApiStatus.NERR_ClientNameNotFound: "A session does not exist with that computer name.",
+    NetApiStatus.NERR_FileIdNotFound: "There is not an open file with that identification number.",
     NetApiStatus.NERR_InvalidComputer: "This computer name is invalid.",
 }
 
 # Module-level names, so `from netsession.errors import NERR_ClientNameNotFound` reads like lmerr.h.
 NERR_Success = NetApiStatus.NERR_Success
+ERROR_FILE_NOT_FOUND = NetApiStatus.ERROR_FILE_NOT_FOUND
 ERROR_ACCESS_DENIED = NetApiStatus.ERROR_ACCESS_DENIED
 ERROR_NOT_ENOUGH_MEMORY = NetApiStatus.ERROR_NOT_ENOUGH_MEMORY
 ERROR_NOT_SUPPORTED = NetApiStatus.ERROR_NOT_SUPPORTED
@@ -91,7 +98,9 @@ RPC_X_BAD_STUB_DATA = NetApiStatus.RPC_X_BAD_STUB_DATA
 NERR_BufTooSmall = NetApiStatus.NERR_BufTooSmall
 NERR_UserNotFound = NetApiStatus.NERR_UserNotFound
 NERR_NetNameNotFound = NetApiStatus.NERR_NetNameNotFound
+NERR_DeviceNotShared = NetApiStatus.NERR_DeviceNotShared
 NERR_ClientNameNotFound = NetApiStatus.NERR_ClientNameNotFound
+NERR_FileIdNotFound = NetApiStatus.NERR_FileIdNotFound
 NERR_InvalidComputer = NetApiStatus.NERR_InvalidComputer
 
 

@@ -1,15 +1,18 @@
-r"""The server's session table: the MS-SRVS rules for NetrSessionEnum / NetrSessionDel.
+r"""The server's session table: the MS-SRVS rules for NetrSessionEnum / NetrSessionDel, and for the
+session's neighbours — NetrFileEnum / GetInfo / Close and NetrConnectionEnum.
 
 ``SessionTable`` is the **SessionList** of MS-SRVS §3.1.1.1 joined with the per-session facts MS-SMB2
-§3.3.4.18 reports. It does no I/O: the SMB layer adds a row when a session is established and keeps the
-row up to date (``touch`` on every request, ``opened``/``closed`` per open, ``remove`` at logoff); the
-srvsvc handler asks it ``enumerate`` / ``delete`` and marshals the result. Not thread-safe: one event loop
-owns it.
+§3.3.4.18 reports, and with the **FileList** and **TreeConnectList** of the same section: one table,
+whose open and tree rows hang off their session (a session's ``num_opens`` is its rows in FileList).
+It does no I/O: the SMB layer adds a row when a session is established and keeps the row up to date
+(``touch`` on every request, ``tree_connect`` / ``open`` for its trees and opens, each row's ``remove``
+when it ends, the session's ``remove`` at logoff); the srvsvc handler asks it ``enumerate`` / ``delete``
+/ ``file_enum`` / ``connection_enum`` ... and marshals the result. Not thread-safe: one event loop owns it.
 
 >>> now = [0.0]
 >>> table = SessionTable(clock=lambda: now[0])
 >>> s = table.add("10.0.0.5", "alice", on_close=lambda s: s.remove())
->>> s.opened(); now[0] = 42.0
+>>> pipe = s.open("\\PIPE\\srvsvc"); now[0] = 42.0
 >>> admin = Caller("bob", frozenset({"Administrators"}))
 >>> r = table.enumerate(admin, None, None, 10, MAX_PREFERRED_LENGTH, None)
 >>> r.status.name, r.total_entries, r.resume_handle
@@ -44,29 +47,42 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
+    ERROR_FILE_NOT_FOUND,
     ERROR_INVALID_LEVEL,
     ERROR_INVALID_PARAMETER,
     ERROR_MORE_DATA,
     NERR_BufTooSmall,
     NERR_ClientNameNotFound,
+    NERR_FileIdNotFound,
     NERR_InvalidComputer,
+    NERR_NetNameNotFound,
     NERR_Success,
     NERR_UserNotFound,
     NetApiStatus,
 )
 from netsession.groups import ADMINISTRATORS, SERVER_OPERATORS
 from netsession.records import (
+    CONNECTION_INFO_1,
+    CONNECTION_LEVELS,
+    FILE_INFO_3,
+    FILE_LEVELS,
     GETINFO_LEVELS,
     MAX_PREFERRED_LENGTH,
+    PERM_FILE_READ,
+    PERM_FILE_WRITE,
     SESSION_INFO_502,
     SESSION_LEVELS,
+    ConnectionInfo,
+    FileInfo,
     SessionInfo,
     ndr_size,
     project,
+    project_connection,
+    project_file,
 )
 from netsession.wire.ndr import utf16_units
 
@@ -74,14 +90,18 @@ __all__ = [
     "ADMIN_GROUPS",
     "DEFAULT_TRANSPORT",
     "MAX_NAME_LENGTH",
+    "STYPE_IPC",
     "AccessPolicy",
     "Caller",
     "DeleteResult",
     "EnumResult",
     "GetInfoResult",
+    "ListResult",
+    "OpenRow",
     "Session",
     "SessionCloseError",
     "SessionTable",
+    "TreeConnectRow",
     "unc_client_name",
 ]
 
@@ -95,6 +115,8 @@ _ADMIN_KEYS = frozenset(g.casefold() for g in ADMIN_GROUPS)
 # Levels Windows restricts to ADMIN_GROUPS even before the hardening (seed 001, FACTS.md §3).
 _PRIVILEGED_LEVELS = frozenset((1, 2, 502))
 _UNC_PREFIX = "\\\\"
+# MS-SRVS §2.2.2.4: the type of IPC$ (a tree's coni1_type is its share's type).
+STYPE_IPC = 0x00000003
 _DWORD_MAX = 0xFFFFFFFF
 # How many distinct (client, user) filters keep their match index between table changes.
 _FILTER_CACHE_SIZE = 16
@@ -177,6 +199,26 @@ class DeleteResult:
     closed: tuple[Session, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ListResult:
+    """The outcome of NetrFileEnum (MS-SRVS §3.1.4.2) or NetrConnectionEnum (§3.1.4.1), paged exactly as
+    NetrSessionEnum; ``entries`` are FILE_INFO_x or CONNECTION_INFO_x records."""
+
+    status: NetApiStatus
+    level: int
+    entries: tuple[Any, ...]
+    total_entries: int
+    resume_handle: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfoResult:
+    """The outcome of NetrFileGetInfo (MS-SRVS §3.1.4.3): the open at ``level``, or None on error."""
+
+    status: NetApiStatus
+    entry: FileInfo | None
+
+
 class SessionCloseError(ExceptionGroup[Exception]):
     """Raised by :meth:`SessionTable.delete` after *every* on_close callback has run, when some raised.
 
@@ -237,7 +279,9 @@ class Session:
     >>> now = [100.0]
     >>> table = SessionTable(clock=lambda: now[0])
     >>> s = table.add("10.0.0.7", "carol", on_close=lambda s: s.remove())
-    >>> s.opened(); s.opened(); s.closed(); now[0] = 130.0; s.touch(); now[0] = 135.5
+    >>> tree = s.tree_connect("IPC$")
+    >>> a = s.open("\\PIPE\\srvsvc", tree=tree); b = s.open("\\PIPE\\srvsvc", tree=tree); a.remove()
+    >>> now[0] = 130.0; s.touch(); now[0] = 135.5
     >>> info = s.info()
     >>> info.sesi502_num_opens, info.sesi502_time, info.sesi502_idle_time, info.sesi502_transport
     (1, 35, 5, '\\Device\\NetbiosSmb')
@@ -248,8 +292,9 @@ class Session:
     __slots__ = (
         "_clock",
         "_cname_key",
-        "_num_opens",
+        "_opens",
         "_table",
+        "_trees",
         "_user_key",
         "cltype_name",
         "cname",
@@ -283,14 +328,15 @@ class Session:
         self.on_close = on_close
         self.created_at = now  # MS-SMB2 Session.CreationTime
         self.last_active_at = now  # MS-SMB2 Session.IdleTime
-        self._num_opens = 0
+        self._opens: dict[int, OpenRow] = {}  # MS-SMB2 Session.OpenTable, by GlobalFileId
+        self._trees: dict[int, TreeConnectRow] = {}  # MS-SMB2 Session.TreeConnectTable
         self._table: SessionTable | None = table
         self._clock = table._clock
         self._cname_key = _fold(cname)
         self._user_key = _fold(username)
 
     def __repr__(self) -> str:
-        return f"<Session {self.session_id} {self.cname} {self.username!r} opens={self._num_opens}>"
+        return f"<Session {self.session_id} {self.cname} {self.username!r} opens={len(self._opens)}>"
 
     @property
     def active(self) -> bool:
@@ -299,23 +345,45 @@ class Session:
 
     @property
     def num_opens(self) -> int:
-        """Entries in the session's open table, files and named pipes (MS-SMB2 §3.3.4.18)."""
-        return self._num_opens
+        """Entries in the session's open table, files and named pipes (MS-SMB2 §3.3.4.18): its rows in the
+        table's FileList, nothing counted apart."""
+        return len(self._opens)
 
-    @num_opens.setter
-    def num_opens(self, value: int) -> None:
-        if value < 0:
-            raise ValueError(f"num_opens cannot be negative: {value}")
-        self._num_opens = value
+    @property
+    def opens(self) -> tuple[OpenRow, ...]:
+        return tuple(self._opens.values())
 
-    def opened(self) -> None:
-        """An open (file or pipe) was added to the session's open table."""
-        self._num_opens += 1
+    @property
+    def trees(self) -> tuple[TreeConnectRow, ...]:
+        return tuple(self._trees.values())
 
-    def closed(self) -> None:
-        """An open left the session's open table. Never goes below zero."""
-        if self._num_opens > 0:
-            self._num_opens -= 1
+    def tree_connect(self, share: str, share_type: int = STYPE_IPC) -> TreeConnectRow:
+        """A tree connect to ``share`` was made on this session (MS-SRVS §3.1.6.6): its row in the table's
+        TreeConnectList, which counts toward the share's current uses."""
+        table = self._table
+        if table is None:
+            raise ValueError("the session has left its table")
+        return table._add_tree(self, share, share_type)
+
+    def open(
+        self,
+        path: str,
+        *,
+        tree: TreeConnectRow | None = None,
+        permissions: int = PERM_FILE_READ | PERM_FILE_WRITE,
+        num_locks: int = 0,
+        on_close: Callable[[OpenRow], object] | None = None,
+    ) -> OpenRow:
+        r"""An open (file or pipe, ``path`` as NetrFileEnum shows it: ``\PIPE\srvsvc``) was made on this
+        session, on ``tree`` if given (MS-SRVS §3.1.6.4). ``on_close(open)`` is how NetrFileClose reaches
+        the owner (MS-SMB2 §3.3.4.17), after the row has left the table; None: the open cannot be closed
+        from outside, and NetrFileClose just forgets it."""
+        table = self._table
+        if table is None:
+            raise ValueError("the session has left its table")
+        if tree is not None and tree.session is not self:
+            raise ValueError("the tree connect belongs to another session")
+        return table._add_open(self, tree, path, permissions, num_locks, on_close)
 
     def touch(self) -> None:
         """A request arrived on this session: idle time restarts from zero."""
@@ -335,13 +403,171 @@ class Session:
         return SESSION_INFO_502(
             self.cname,
             self.username,
-            self._num_opens,
+            len(self._opens),
             _seconds(now - self.created_at),
             _seconds(now - self.last_active_at),
             self.user_flags,
             self.cltype_name,
             self.transport,
         )
+
+
+class TreeConnectRow:
+    r"""One tree connect (MS-SRVS §3.1.1.5, MS-SMB2 §3.3.4.19): a row of TreeConnectList, hung off its
+    session. The SMB layer that made it calls :meth:`remove` when it is disconnected.
+
+    >>> table = SessionTable(clock=lambda: 0.0)
+    >>> s = table.add("10.0.0.7", "carol", on_close=lambda s: s.remove())
+    >>> tree = s.tree_connect("IPC$"); _ = s.open("\\PIPE\\srvsvc", tree=tree)
+    >>> info = tree.info(r"\\10.0.0.7")
+    >>> info.coni1_id, info.coni1_type, info.coni1_num_opens, info.coni1_username, info.coni1_netname
+    (1, 3, 1, 'carol', '\\\\10.0.0.7')
+    """
+
+    __slots__ = ("_opens", "_table", "created_at", "session", "share", "share_type", "tree_id")
+
+    def __init__(
+        self, table: SessionTable, tree_id: int, session: Session, share: str, share_type: int, now: float
+    ) -> None:
+        self.tree_id = tree_id  # MS-SRVS §3.1.1.5 GlobalTreeConnectId
+        self.session = session
+        self.share = share
+        self.share_type = share_type
+        self.created_at = now  # MS-SMB2 TreeConnect.CreationTime
+        self._opens: dict[int, OpenRow] = {}
+        self._table: SessionTable | None = table
+
+    def __repr__(self) -> str:
+        return f"<TreeConnect {self.tree_id} {self.share!r} of session {self.session.session_id}>"
+
+    @property
+    def active(self) -> bool:
+        return self._table is not None
+
+    @property
+    def num_opens(self) -> int:
+        """MS-SMB2 TreeConnect.OpenCount."""
+        return len(self._opens)
+
+    def remove(self) -> None:
+        """The tree was disconnected (MS-SRVS §3.1.6.7); its opens still in the table leave with it.
+        Idempotent."""
+        table = self._table
+        if table is not None:
+            table._discard_tree(self)
+
+    def info(self, netname: str) -> CONNECTION_INFO_1:
+        """CONNECTION_INFO_1 as of now, with ``netname`` (the share or the client, MS-SRVS §2.2.4.2)."""
+        table = self._table
+        now = self.created_at if table is None else table._clock()
+        return CONNECTION_INFO_1(
+            self.tree_id, self.share_type, len(self._opens), 1, _seconds(now - self.created_at),
+            self.session.username, netname,
+        )
+
+
+class OpenRow:
+    r"""One open of a file or pipe (MS-SRVS §3.1.1.6, MS-SMB2 §3.3.4.20): a row of FileList, hung off
+    its session (and its tree). The owner calls :meth:`remove` when the open is closed;
+    NetrFileClose removes the row first and then calls ``on_close(row)``, for the owner to close it.
+
+    >>> table = SessionTable(clock=lambda: 0.0)
+    >>> s = table.add("10.0.0.7", "carol", on_close=lambda s: s.remove())
+    >>> s.open("\\PIPE\\srvsvc").info()[:4]
+    (1, 3, 0, '\\PIPE\\srvsvc')
+    """
+
+    __slots__ = (
+        "_path_key", "_table", "file_id", "num_locks", "on_close", "path", "permissions", "session", "tree",
+    )
+
+    def __init__(
+        self,
+        table: SessionTable,
+        file_id: int,
+        session: Session,
+        tree: TreeConnectRow | None,
+        path: str,
+        permissions: int,
+        num_locks: int,
+        on_close: Callable[[OpenRow], object] | None,
+    ) -> None:
+        self.file_id = file_id  # MS-SRVS §3.1.1.6 GlobalFileId
+        self.session = session
+        self.tree = tree
+        self.path = path
+        self.permissions = permissions
+        self.num_locks = num_locks
+        self.on_close = on_close
+        self._path_key = _fold(path)
+        self._table: SessionTable | None = table
+
+    def __repr__(self) -> str:
+        return f"<Open {self.file_id} {self.path!r} of session {self.session.session_id}>"
+
+    @property
+    def active(self) -> bool:
+        return self._table is not None
+
+    def remove(self) -> None:
+        """The open was closed (MS-SRVS §3.1.6.5). Idempotent; no callback."""
+        table = self._table
+        if table is not None:
+            table._discard_open(self)
+
+    def info(self) -> FILE_INFO_3:
+        """The FILE_INFO_3 source record (MS-SMB2 §3.3.4.20)."""
+        return FILE_INFO_3(
+            self.file_id, self.permissions, self.num_locks, self.path, self.session.username
+        )
+
+
+def _under(path_key: str, base_key: str) -> bool:
+    r"""``base`` is a prefix of ``path`` "up to a backslash" (MS-SRVS §3.1.4.2): the whole path, or its
+    components up to one; ``\PIPE`` is under ``\PIPE\srvsvc``, ``\PI`` is not."""
+    base_key = base_key.rstrip("\\")
+    if not base_key:
+        return True
+    return path_key == base_key or path_key.startswith(base_key + "\\")
+
+
+def _page(
+    rows: Sequence[Any],
+    accept: Callable[[Any], bool],
+    view: Callable[[Any], tuple[Any, ...]],
+    level: int,
+    preferred_max_length: int,
+    resume_handle: int | None,
+) -> ListResult:
+    """Paging exactly as NetrSessionEnum's (table docstring): the resume handle is a position in ``rows``
+    (the list in creation order), qualifiers apply after it, whole entries only."""
+    n = len(rows)
+    start = 0 if resume_handle is None else resume_handle & _DWORD_MAX
+    end_handle = None if resume_handle is None else n
+    if start >= n:
+        return ListResult(NERR_Success, level, (), 0, end_handle)
+    positions = [i for i in range(start, n) if accept(rows[i])]
+    total = len(positions)
+    budget = preferred_max_length & _DWORD_MAX
+    if budget == MAX_PREFERRED_LENGTH:
+        return ListResult(NERR_Success, level, tuple(view(rows[i]) for i in positions), total, end_handle)
+    entries: list[Any] = []
+    used = 0
+    last = -1
+    for i in positions:
+        entry = view(rows[i])
+        used += ndr_size(entry)
+        if used > budget:
+            break
+        entries.append(entry)
+        last = i
+    if total and not entries:
+        return ListResult(NERR_BufTooSmall, level, (), total, resume_handle)
+    if len(entries) < total:
+        return ListResult(
+            ERROR_MORE_DATA, level, tuple(entries), total, None if resume_handle is None else last + 1
+        )
+    return ListResult(NERR_Success, level, tuple(entries), total, end_handle)
 
 
 class SessionTable:
@@ -369,6 +595,13 @@ class SessionTable:
         self._next_id = 1
         self._list: list[Session] | None = None
         self._matches: dict[tuple[str | None, str | None], list[int]] = {}
+        # MS-SRVS §3.1.1.1 FileList and TreeConnectList, in creation order; ids are DWORDs, unique
+        # among the live rows.
+        self._files: dict[int, OpenRow] = {}
+        self._tree_connects: dict[int, TreeConnectRow] = {}
+        self._next_file_id = 1
+        self._next_tree_id = 1
+        self._uses: dict[str, int] = {}  # folded share name -> tree connects to it (Share.CurrentUses)
 
     @property
     def policy(self) -> AccessPolicy:
@@ -416,10 +649,78 @@ class SessionTable:
         return session
 
     def _discard(self, session: Session) -> None:
-        # MS-SRVS §3.1.6.3: remove it from SessionList.
+        # MS-SRVS §3.1.6.3: remove it from SessionList; its opens and trees go with it.
+        for open_ in list(session._opens.values()):
+            self._discard_open(open_)
+        for tree in list(session._trees.values()):
+            self._discard_tree(tree)
         del self._sessions[session.session_id]
         session._table = None
         self._changed()
+
+    @staticmethod
+    def _free_id(rows: dict[int, Any], candidate: int) -> int:
+        """The first DWORD id from ``candidate`` on (wrapping, never 0) that no live row holds."""
+        while True:
+            if candidate > _DWORD_MAX:
+                candidate = 1
+            if candidate not in rows:
+                return candidate
+            candidate += 1
+
+    def _add_tree(self, session: Session, share: str, share_type: int) -> TreeConnectRow:
+        # MS-SRVS §3.1.6.6.
+        tree_id = self._free_id(self._tree_connects, self._next_tree_id)
+        self._next_tree_id = tree_id + 1
+        tree = TreeConnectRow(self, tree_id, session, share, share_type, self._clock())
+        self._tree_connects[tree_id] = tree
+        session._trees[tree_id] = tree
+        key = _fold(share)
+        self._uses[key] = self._uses.get(key, 0) + 1
+        return tree
+
+    def _discard_tree(self, tree: TreeConnectRow) -> None:
+        # MS-SRVS §3.1.6.7.
+        for open_ in list(tree._opens.values()):
+            self._discard_open(open_)
+        del self._tree_connects[tree.tree_id]
+        tree.session._trees.pop(tree.tree_id, None)
+        tree._table = None
+        key = _fold(tree.share)
+        left = self._uses[key] - 1
+        if left:
+            self._uses[key] = left
+        else:
+            del self._uses[key]
+
+    def _add_open(
+        self,
+        session: Session,
+        tree: TreeConnectRow | None,
+        path: str,
+        permissions: int,
+        num_locks: int,
+        on_close: Callable[[OpenRow], object] | None,
+    ) -> OpenRow:
+        # MS-SRVS §3.1.6.4.
+        if tree is not None and not tree.active:
+            raise ValueError("the tree connect has left the table")
+        file_id = self._free_id(self._files, self._next_file_id)
+        self._next_file_id = file_id + 1
+        open_ = OpenRow(self, file_id, session, tree, path, permissions, num_locks, on_close)
+        self._files[file_id] = open_
+        session._opens[file_id] = open_
+        if tree is not None:
+            tree._opens[file_id] = open_
+        return open_
+
+    def _discard_open(self, open_: OpenRow) -> None:
+        # MS-SRVS §3.1.6.5.
+        del self._files[open_.file_id]
+        open_.session._opens.pop(open_.file_id, None)
+        if open_.tree is not None:
+            open_.tree._opens.pop(open_.file_id, None)
+        open_._table = None
 
     def _changed(self) -> None:
         self._list = None
@@ -601,3 +902,132 @@ class SessionTable:
         if errors:
             raise SessionCloseError("on_close callbacks failed in NetrSessionDel", errors, result)
         return result
+
+    # -- the session's neighbours: open files and tree connects ----------------------------------------
+
+    def current_uses(self, share: str) -> int:
+        """Tree connects to ``share`` (MS-SRVS §3.1.1.7 Share.CurrentUses), compared case-insensitively."""
+        return self._uses.get(_fold(share), 0)
+
+    def open_get(self, file_id: int) -> OpenRow | None:
+        """The open with this GlobalFileId, if it is still in the table."""
+        return self._files.get(file_id)
+
+    def file_enum(
+        self,
+        caller: Caller,
+        base_path: str | None,
+        user: str | None,
+        level: int,
+        preferred_max_length: int,
+        resume_handle: int | None,
+    ) -> ListResult:
+        r"""NetrFileEnum (MS-SRVS §3.1.4.2). ``base_path`` keeps the opens whose path it is a prefix of,
+        up to a backslash (``\PIPE`` keeps ``\PIPE\srvsvc``); ``user`` the opens of that user; None or ""
+        do not filter.
+
+        Checks in this order: level (ERROR_INVALID_LEVEL), access (Administrators and Server Operators
+        only, MS-SRVS note <47>: the stub status ERROR_ACCESS_DENIED under both policies), over-long
+        qualifiers (ERROR_INVALID_PARAMETER). Qualifiers that match nothing give NERR_Success and no
+        entries: MS-SRVS names no "not found" status for this method. Paging as NetrSessionEnum.
+        """
+
+        def fail(status: NetApiStatus) -> ListResult:
+            return ListResult(status, level, (), 0, resume_handle)
+
+        if level not in FILE_LEVELS:
+            return fail(ERROR_INVALID_LEVEL)
+        if not caller.is_operator:
+            return fail(ERROR_ACCESS_DENIED)
+        if _too_long(base_path) or _too_long(user):
+            return fail(ERROR_INVALID_PARAMETER)
+        base_key = _fold(base_path) if base_path else None
+        user_key = _fold(user) if user else None
+
+        def accept(open_: OpenRow) -> bool:
+            return (base_key is None or _under(open_._path_key, base_key)) and (
+                user_key is None or open_.session._user_key == user_key
+            )
+
+        return _page(
+            list(self._files.values()), accept, lambda o: project_file(o.info(), level), level,
+            preferred_max_length, resume_handle,
+        )
+
+    def file_get_info(self, caller: Caller, file_id: int, level: int) -> FileInfoResult:
+        """NetrFileGetInfo (MS-SRVS §3.1.4.3): level (ERROR_INVALID_LEVEL), access (note <49>), then the
+        open (ERROR_FILE_NOT_FOUND)."""
+        if level not in FILE_LEVELS:
+            return FileInfoResult(ERROR_INVALID_LEVEL, None)
+        if not caller.is_operator:
+            return FileInfoResult(ERROR_ACCESS_DENIED, None)
+        open_ = self._files.get(file_id & _DWORD_MAX)
+        if open_ is None:
+            return FileInfoResult(ERROR_FILE_NOT_FOUND, None)
+        return FileInfoResult(NERR_Success, project_file(open_.info(), level))
+
+    def file_close(self, caller: Caller, file_id: int) -> NetApiStatus:
+        """NetrFileClose (MS-SRVS §3.1.4.4): access (note <51>), then the open (NERR_FileIdNotFound). The
+        row leaves the table, then its ``on_close`` runs: the owner closes the open for real (MS-SMB2
+        §3.3.4.17), so the client's next request on it fails. An exception from ``on_close`` propagates
+        (the row is already gone)."""
+        if not caller.is_operator:
+            return ERROR_ACCESS_DENIED
+        open_ = self._files.get(file_id & _DWORD_MAX)
+        if open_ is None:
+            return NERR_FileIdNotFound
+        open_.remove()
+        if open_.on_close is not None:
+            open_.on_close(open_)
+        return NERR_Success
+
+    def connection_enum(
+        self,
+        caller: Caller,
+        qualifier: str | None,
+        level: int,
+        preferred_max_length: int,
+        resume_handle: int | None,
+        shares: Sequence[str] = (),
+    ) -> ListResult:
+        r"""NetrConnectionEnum (MS-SRVS §3.1.4.1). ``qualifier`` is a share name (the trees to it, each
+        coni1_netname the client's computer name) or ``\computer`` (the trees from that client, each
+        coni1_netname the share's name); ``shares`` are the names of the server's shares.
+
+        Checks in this order: level (ERROR_INVALID_LEVEL), access (Administrators and Server Operators,
+        note <45>, a stub status), qualifier NULL, empty or longer than 1,024 characters
+        (ERROR_INVALID_PARAMETER), a share qualifier naming no share (NERR_NetNameNotFound). A computer
+        that has no trees gives NERR_Success and no entries. Paging as NetrSessionEnum.
+        """
+
+        def fail(status: NetApiStatus) -> ListResult:
+            return ListResult(status, level, (), 0, resume_handle)
+
+        if level not in CONNECTION_LEVELS:
+            return fail(ERROR_INVALID_LEVEL)
+        if not caller.is_operator:
+            return fail(ERROR_ACCESS_DENIED)
+        if not qualifier or _too_long(qualifier):
+            return fail(ERROR_INVALID_PARAMETER)
+        key = _fold(qualifier)
+        if qualifier.startswith(_UNC_PREFIX):
+
+            def accept(tree: TreeConnectRow) -> bool:
+                return tree.session._cname_key == key
+
+            def view(tree: TreeConnectRow) -> ConnectionInfo:
+                return project_connection(tree.info(tree.share), level)
+
+        else:
+            if key not in {_fold(name) for name in shares}:
+                return fail(NERR_NetNameNotFound)
+
+            def accept(tree: TreeConnectRow) -> bool:
+                return _fold(tree.share) == key
+
+            def view(tree: TreeConnectRow) -> ConnectionInfo:
+                return project_connection(tree.info(tree.session.cname[len(_UNC_PREFIX):]), level)
+
+        return _page(
+            list(self._tree_connects.values()), accept, view, level, preferred_max_length, resume_handle
+        )

@@ -66,7 +66,7 @@ def test_paging_sees_every_session_exactly_once(
     for cname, username in rows:
         s = table.add(cname, username, on_close=_remove)
         for _ in range(data.draw(st.integers(0, 3))):
-            s.opened()
+            s.open("\\PIPE\\srvsvc")
         clock.now += data.draw(st.integers(0, 5))
     everything = table.enumerate(ADMIN, client, user, level, MAX_PREFERRED_LENGTH, 0)
     # Any PreferedMaximumLength that fits the largest entry pages through everything.
@@ -141,14 +141,14 @@ class TableModel(RuleBasedStateMachine):
     def use(self, session: Session, opens: int) -> None:
         session.touch()
         for _ in range(abs(opens)):
-            if opens > 0:
-                session.opened()
-            else:
-                session.closed()
+            if opens > 0 and session.active:
+                session.open("\\PIPE\\srvsvc")
+            elif session.opens:
+                session.opens[0].remove()
         row = self._row(session)
         if row is not None:
             row.last = self.clock.now
-            row.opens = max(0, row.opens + opens)  # closed() never takes it below zero
+            row.opens = max(0, row.opens + opens)  # nothing to close below zero
 
     @rule(seconds=st.floats(0, 100))
     def wait(self, seconds: float) -> None:

@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from netsession.errors import NetApiStatus
 from netsession.groups import ADMINISTRATORS, SERVER_OPERATORS, USERS
@@ -197,6 +197,11 @@ class SrvsvcRpc:
         """NetrSessionDel (opnum 13): its NET_API_STATUS."""
         request = NetrSessionDelRequest(None, client, user)
         return NetrSessionDelResponse.decode(self.call(request.opnum, request.encode())).status
+
+    def exchange(self, request: Any, response: Any, *decode_args: Any) -> Any:
+        """Any srvsvc request message; the decoded ``response`` (a GetInfo response is given the
+        level)."""
+        return response.decode(self.call(request.opnum, request.encode()), *decode_args)
 
 
 class UnixSocketTransport:

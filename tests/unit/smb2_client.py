@@ -68,6 +68,7 @@ from netsession.wire.smb2.negotiate import (
     PreauthIntegrityCapabilities,
     SigningCapabilities,
 )
+from netsession.wire.smb2.state import Open, TreeConnect
 from netsession.wire.smb2.transport import DirectTcpDeframer, frame
 
 ALL_DIALECTS = (Dialect.SMB_2_0_2, Dialect.SMB_2_1, Dialect.SMB_3_0, Dialect.SMB_3_0_2, Dialect.SMB_3_1_1)
@@ -166,6 +167,18 @@ class RecordingBackend:
         pipe = EchoPipe(name)
         self.pipes.append(pipe)
         return pipe
+
+    def tree_connected(self, session: Session, tree: TreeConnect) -> None:
+        self.events.append(("tree_connected", tree.tree_id))
+
+    def tree_disconnected(self, tree: TreeConnect) -> None:
+        self.events.append(("tree_disconnected", tree.tree_id))
+
+    def pipe_opened(self, session: Session, open_: Open) -> None:
+        self.events.append(("pipe_opened", open_.file_id.volatile))
+
+    def pipe_closed(self, open_: Open) -> None:
+        self.events.append(("pipe_closed", open_.file_id.volatile))
 
     def count(self, kind: str) -> int:
         return sum(1 for k, _ in self.events if k == kind)

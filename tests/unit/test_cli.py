@@ -27,8 +27,8 @@ def make_table(policy: AccessPolicy = AccessPolicy.CLASSIC) -> SessionTable:
     a = table.add("10.0.0.5", "alice", on_close=lambda s: s.remove())
     b = table.add("10.0.0.6", "bob", cltype_name="Windows 10", on_close=lambda s: s.remove())
     table.add("10.0.0.7", "bob", on_close=lambda s: s.remove())
-    a.opened()
-    a.opened()
+    a.open("\\PIPE\\srvsvc")
+    a.open("\\PIPE\\srvsvc")
     now[0] = 3725.0
     b.touch()
     return table

@@ -644,18 +644,17 @@ def test_times_never_negative_when_the_clock_steps_back() -> None:
     assert s.info()[3:5] == (0, 0)
 
 
-def test_num_opens_follows_opened_and_closed_and_never_goes_negative() -> None:
+def test_num_opens_is_the_sessions_rows_in_the_file_list() -> None:
     table, (s,) = make(("10.0.0.1", "a"))
-    s.closed()
     assert s.num_opens == 0
-    for step in (s.opened, s.opened, s.opened, s.closed):
-        step()
+    tree = s.tree_connect("IPC$")
+    opens = [s.open("\\PIPE\\srvsvc", tree=tree) for _ in range(3)]
+    opens[0].remove()
+    opens[0].remove()  # idempotent
     assert s.num_opens == 2 and enum(table, level=1).entries[0].sesi1_num_opens == 2  # type: ignore[union-attr]
-    s.num_opens = 7
-    assert s.info().sesi502_num_opens == 7
-    with pytest.raises(ValueError):
-        s.num_opens = -1
-    assert s.num_opens == 7
+    assert s.num_opens == len([o for o in s.opens if o.active])
+    tree.remove()  # the tree's opens leave with it
+    assert s.num_opens == 0 and not opens[1].active
 
 
 def test_defaults_cltype_empty_and_transport_netbiossmb() -> None:

@@ -2,9 +2,11 @@
 backend that ties every authenticated SMB session to its row in the table.
 
 :class:`NetsessionServer` is the :class:`~netsession.wire.smb2.connection.Backend` of every SMB
-connection: it adds a row when a session is established, touches it on each request, counts pipe opens,
-removes it when the session ends — and, when NetrSessionDel hands a row back, ends that SMB session for
-real through its connection. The asyncio listeners (:mod:`netsession.server.listener`) drive it.
+connection: it adds a row when a session is established, touches it on each request, adds a tree row
+for each tree connect and an open row for each pipe open (the table's TreeConnectList and FileList),
+removes each when it ends — and, when NetrSessionDel or NetrFileClose hands a row back, ends that SMB
+session or closes that open for real through its connection. The asyncio listeners
+(:mod:`netsession.server.listener`) drive it.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from netsession.records import SESS_GUEST
 from netsession.server.accounts import AccountStore
 from netsession.server.pipes import RpcEndpoint, RpcPipe
 from netsession.server.srvsvc import CallContext, ServerIdentity, SrvsvcService
-from netsession.table import AccessPolicy, Caller, SessionTable
+from netsession.table import STYPE_IPC, AccessPolicy, Caller, OpenRow, SessionTable, TreeConnectRow
 from netsession.table import Session as TableRow
 from netsession.wire.smb2.auth import Identity, NtlmAuthenticator
 from netsession.wire.smb2.connection import ServerConfig, ServerConnection, Session
+from netsession.wire.smb2.state import Open, TreeConnect
 from netsession.wire.srvsvc import SRVSVC_PIPE
 
 log = logging.getLogger("netsession.server")
@@ -121,10 +124,43 @@ class NetsessionServer:
     def open_pipe(self, session: Session, name: str) -> RpcPipe | None:
         if name.casefold() != SRVSVC_PIPE or session.identity is None:
             return None
-        row: TableRow = session.owner
-        row.opened()
         context = CallContext(caller_of(session.identity), session.client_address)
-        return RpcPipe(RpcEndpoint(self.service, context), on_close=row.closed)
+        return RpcPipe(RpcEndpoint(self.service, context), on_close=lambda: None)
+
+    def tree_connected(self, session: Session, tree: TreeConnect) -> None:
+        row: TableRow | None = session.owner
+        if row is not None and row.active:
+            tree.owner = row.tree_connect(tree.share, STYPE_IPC)
+
+    def tree_disconnected(self, tree: TreeConnect) -> None:
+        row: TreeConnectRow | None = tree.owner
+        if row is not None:
+            row.remove()
+            tree.owner = None
+
+    def pipe_opened(self, session: Session, open_: Open) -> None:
+        # MS-SMB2 §3.3.4.20: fi3_pathname is Open.PathName, which Windows shows as \PIPE\<name>.
+        tree: TreeConnectRow | None = open_.tree.owner
+        row: TableRow | None = session.owner
+        if row is None or not row.active or tree is None or not tree.active:
+            return
+        connection = session.connection
+        open_.owner = row.open(
+            "\\PIPE\\" + open_.name, tree=tree,
+            on_close=lambda _row: self._close_open(connection, open_),
+        )
+
+    def pipe_closed(self, open_: Open) -> None:
+        row: OpenRow | None = open_.owner
+        if row is not None:
+            row.remove()
+            # The row's on_close closure holds the open (and its connection): cut the cycle.
+            open_.owner = None
+
+    def _close_open(self, connection: ServerConnection, open_: Open) -> None:
+        """NetrFileClose chose this open: close it in its connection (MS-SMB2 §3.3.4.17)."""
+        log.info("open %s closed by NetrFileClose (%s)", open_.name, connection.client_address)
+        connection.ipc.close_open(open_)
 
     def _end_deleted(self, session: Session) -> None:
         """NetrSessionDel chose this session: end it in its connection (MS-SRVS §3.1.4.6)."""

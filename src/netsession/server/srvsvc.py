@@ -23,7 +23,7 @@ from netsession.errors import (
     NERR_Success,
     status_name,
 )
-from netsession.table import Caller, SessionCloseError, SessionTable
+from netsession.table import Caller, ListResult, SessionCloseError, SessionTable
 from netsession.wire.ndr import NdrError
 from netsession.wire.srvsvc import (
     PLATFORM_ID_NT,
@@ -40,6 +40,15 @@ from netsession.wire.srvsvc import (
     SV_TYPE_SERVER,
     SV_TYPE_SERVER_NT,
     SV_TYPE_WORKSTATION,
+    EnumResponse,
+    NetrConnectionEnumRequest,
+    NetrConnectionEnumResponse,
+    NetrFileCloseRequest,
+    NetrFileCloseResponse,
+    NetrFileEnumRequest,
+    NetrFileEnumResponse,
+    NetrFileGetInfoRequest,
+    NetrFileGetInfoResponse,
     NetrServerGetInfoRequest,
     NetrServerGetInfoResponse,
     NetrSessionDelRequest,
@@ -105,7 +114,8 @@ IPC_SHARE: Final = Share("IPC$", STYPE_IPC | STYPE_SPECIAL, "Remote IPC")
 
 
 class SrvsvcService:
-    """Answers srvsvc opnums 12, 13, 15, 16 and 21 from a :class:`SessionTable`.
+    """Answers srvsvc opnums 8-13, 15, 16, 21 and 36 from a :class:`SessionTable` (sessions, their opens
+    and tree connects) and the server's shares and identity.
 
     >>> from netsession.table import SessionTable
     >>> svc = SrvsvcService(SessionTable(), ServerIdentity("FS1"))
@@ -122,6 +132,10 @@ class SrvsvcService:
         self.identity = identity
         self.shares = tuple(shares)
         self._handlers: dict[int, Callable[[CallContext, bytes], tuple[Reply, int | None, int | str]]] = {
+            Opnum.NetrConnectionEnum: self._connection_enum,
+            Opnum.NetrFileEnum: self._file_enum,
+            Opnum.NetrFileGetInfo: self._file_get_info,
+            Opnum.NetrFileClose: self._file_close,
             Opnum.NetrSessionEnum: self._session_enum,
             Opnum.NetrSessionDel: self._session_del,
             Opnum.NetrShareEnum: self._share_enum,
@@ -207,6 +221,50 @@ class SrvsvcService:
             detail = f"NERR_Success closed={len(r.closed)}"
         return Reply(NetrSessionDelResponse(r.status).encode()), None, detail
 
+    @staticmethod
+    def _list_reply(
+        r: ListResult, response: type[EnumResponse], level: int
+    ) -> tuple[Reply, int | None, int | str]:
+        resp = response(r.level, list(r.entries), r.total_entries, r.resume_handle, r.status)
+        detail: int | str = r.status
+        if r.status in (NERR_Success, ERROR_MORE_DATA):
+            detail = f"{status_name(r.status)} entries={len(r.entries)}/{r.total_entries}"
+        return Reply(resp.encode()), level, detail
+
+    def _file_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.2; the rules are the table's.
+        req = NetrFileEnumRequest.decode(stub)
+        r = self.table.file_enum(
+            ctx.caller, req.base_path, req.user_name, req.level, req.preferred_max_length, req.resume_handle
+        )
+        return self._list_reply(r, NetrFileEnumResponse, req.level)
+
+    def _file_get_info(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.3.
+        req = NetrFileGetInfoRequest.decode(stub)
+        r = self.table.file_get_info(ctx.caller, req.file_id, req.level)
+        return Reply(NetrFileGetInfoResponse(req.level, r.entry, r.status).encode()), req.level, r.status
+
+    def _file_close(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.4: the table hands the open to its owner, which closes it in its connection.
+        req = NetrFileCloseRequest.decode(stub)
+        try:
+            status = self.table.file_close(ctx.caller, req.file_id)
+        except Exception as exc:  # the row is gone; the owner failed to close the open behind it
+            audit_log.error("closing open %d failed: %r", req.file_id, exc)
+            status = NERR_Success
+        detail: int | str = status if status != NERR_Success else f"NERR_Success file_id={req.file_id}"
+        return Reply(NetrFileCloseResponse(status).encode()), None, detail
+
+    def _connection_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.1: a share qualifier must name one of our shares.
+        req = NetrConnectionEnumRequest.decode(stub)
+        r = self.table.connection_enum(
+            ctx.caller, req.qualifier, req.level, req.preferred_max_length, req.resume_handle,
+            [share.name for share in self.shares],
+        )
+        return self._list_reply(r, NetrConnectionEnumResponse, req.level)
+
     def _share_info(self, share: Share, level: int) -> ShareInfo:
         """A share at level 0, 1, 2 or 502 (MS-SRVS §2.2.4.22-26). IPC$ has no path, no password, no
         limit, and no security descriptor of its own."""
@@ -214,10 +272,11 @@ class SrvsvcService:
             return SHARE_INFO_0(share.name)
         if level == 1:
             return SHARE_INFO_1(share.name, share.type, share.remark)
+        uses = self.table.current_uses(share.name)  # MS-SRVS §3.1.1.7 Share.CurrentUses: its trees
         if level == 2:
-            return SHARE_INFO_2(share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, 0, "", None)
+            return SHARE_INFO_2(share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, uses, "", None)
         return SHARE_INFO_502_I(
-            share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, 0, "", None, 0, None
+            share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, uses, "", None, 0, None
         )
 
     def _share_level_status(self, ctx: CallContext, level: int) -> int:

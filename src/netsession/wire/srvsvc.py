@@ -1,5 +1,6 @@
-"""srvsvc (MS-SRVS) messages: the stubs of NetrSessionEnum, NetrSessionDel, NetrShareEnum,
-NetrShareGetInfo and NetrServerGetInfo, in both directions.
+"""srvsvc (MS-SRVS) messages: the stubs of NetrSessionEnum, NetrSessionDel, NetrFileEnum,
+NetrFileGetInfo, NetrFileClose, NetrConnectionEnum, NetrShareEnum, NetrShareGetInfo and NetrServerGetInfo
+(and the rest of the methods below), in both directions.
 
 Each operation has a request and a response dataclass with ``encode() -> bytes`` and
 ``decode(stub) -> Self``: a server decodes requests and encodes responses, a client the reverse. The stub
@@ -20,11 +21,17 @@ from struct import Struct
 from typing import Any, ClassVar, Final, NamedTuple, Self
 
 from netsession.records import (
+    CONNECTION_INFO_0,
+    CONNECTION_INFO_1,
+    FILE_INFO_2,
+    FILE_INFO_3,
     SESSION_INFO_0,
     SESSION_INFO_1,
     SESSION_INFO_2,
     SESSION_INFO_10,
     SESSION_INFO_502,
+    ConnectionInfo,
+    FileInfo,
     SessionInfo,
 )
 from netsession.wire.ndr import (
@@ -45,6 +52,10 @@ SRVSVC_PIPE: Final = "srvsvc"
 class Opnum(IntEnum):
     """The srvsvc operations this project speaks (MS-SRVS §3.1.4)."""
 
+    NetrConnectionEnum = 8
+    NetrFileEnum = 9
+    NetrFileGetInfo = 10
+    NetrFileClose = 11
     NetrSessionEnum = 12
     NetrSessionDel = 13
     NetrShareEnum = 15
@@ -285,6 +296,14 @@ SESSION_ARRAYS: Final[dict[int, InfoArray]] = {
     10: _layout(SESSION_INFO_10, "s", "s", "d", "d"),
     502: _layout(SESSION_INFO_502, "s", "s", "d", "d", "d", "d", "s", "s"),
 }
+FILE_ARRAYS: Final[dict[int, InfoArray]] = {
+    2: _layout(FILE_INFO_2, "d"),
+    3: _layout(FILE_INFO_3, "d", "d", "d", "s", "s"),
+}
+CONNECTION_ARRAYS: Final[dict[int, InfoArray]] = {
+    0: _layout(CONNECTION_INFO_0, "d"),
+    1: _layout(CONNECTION_INFO_1, "d", "d", "d", "d", "d", "s", "s"),
+}
 SHARE_ARRAYS: Final[dict[int, InfoArray]] = {
     0: _layout(SHARE_INFO_0, "s"),
     1: _layout(SHARE_INFO_1, "s", "d", "s"),
@@ -306,8 +325,12 @@ SERVER_INFOS: Final[dict[int, InfoArray]] = {
 # empty [default] of Samba's IDL), so nothing follows its discriminant — how a server answers
 # ERROR_INVALID_LEVEL to such a level.
 
-# MS-SRVS §2.2.3.4, §2.2.3.5, §2.2.3.6, §2.2.3.7: the cases of each union.
+# MS-SRVS §2.2.3.1-§2.2.3.7: the cases of each union.
 SESSION_ENUM_ARMS: Final = frozenset((0, 1, 2, 10, 502))
+# §2.2.3.1 CONNECT_ENUM_UNION, §2.2.3.2 FILE_ENUM_UNION, §2.2.3.3 FILE_INFO.
+CONNECT_ENUM_ARMS: Final = frozenset((0, 1))
+FILE_ENUM_ARMS: Final = frozenset((2, 3))
+FILE_INFO_ARMS: Final = frozenset((2, 3))
 SHARE_ENUM_ARMS: Final = frozenset((0, 1, 2, 501, 502, 503))
 SHARE_INFO_ARMS: Final = frozenset((0, 1, 2, 502, 1004, 1006, 1501, 1005, 501, 503))
 # fmt: off
@@ -530,6 +553,161 @@ class NetrSessionDelResponse:
 
 
 @dataclass
+class NetrFileEnumRequest:
+    """MS-SRVS §3.1.4.2: BasePath and UserName qualify; the [in] InfoStruct carries only the level."""
+
+    opnum: ClassVar[int] = Opnum.NetrFileEnum
+    server_name: str | None = None
+    base_path: str | None = None
+    user_name: str | None = None
+    level: int = 3
+    preferred_max_length: int = 0xFFFFFFFF
+    resume_handle: int | None = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.unique_wstring(self.base_path)
+        w.unique_wstring(self.user_name)
+        _encode_enum_struct(w, FILE_ENUM_ARMS, FILE_ARRAYS, self.level, [])
+        w.u32(self.preferred_max_length)
+        _encode_resume(w, self.resume_handle)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        server, base, user = r.unique_wstring(), r.unique_wstring(), r.unique_wstring()
+        level, _ = _decode_enum_struct(r, FILE_ENUM_ARMS, FILE_ARRAYS)
+        message = cls(server, base, user, level, r.u32(), _decode_resume(r))
+        r.done()
+        return message
+
+
+@dataclass
+class NetrFileEnumResponse(EnumResponse):
+    """MS-SRVS §3.1.4.2, [out] parameters and the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrFileEnum
+    arms: ClassVar[frozenset[int]] = FILE_ENUM_ARMS
+    arrays: ClassVar[dict[int, InfoArray]] = FILE_ARRAYS
+    entries: list[FileInfo] = field(default_factory=list)
+
+
+@dataclass
+class NetrFileGetInfoRequest:
+    """MS-SRVS §3.1.4.3."""
+
+    opnum: ClassVar[int] = Opnum.NetrFileGetInfo
+    server_name: str | None = None
+    file_id: int = 0
+    level: int = 3
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.u32(self.file_id)
+        w.u32(self.level)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        message = cls(r.unique_wstring(), r.u32(), r.u32())
+        r.done()
+        return message
+
+
+@dataclass
+class NetrFileCloseRequest:
+    """MS-SRVS §3.1.4.4."""
+
+    opnum: ClassVar[int] = Opnum.NetrFileClose
+    server_name: str | None = None
+    file_id: int = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.u32(self.file_id)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        message = cls(r.unique_wstring(), r.u32())
+        r.done()
+        return message
+
+
+@dataclass
+class StatusResponse:
+    """A response that is only the NET_API_STATUS."""
+
+    opnum: ClassVar[int]
+    status: int = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.u32(self.status)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        message = cls(r.u32())
+        r.done()
+        return message
+
+
+@dataclass
+class NetrFileCloseResponse(StatusResponse):
+    """MS-SRVS §3.1.4.4: only the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrFileClose
+
+
+@dataclass
+class NetrConnectionEnumRequest:
+    """MS-SRVS §3.1.4.1: Qualifier is a share name or a ``\\\\computer``."""
+
+    opnum: ClassVar[int] = Opnum.NetrConnectionEnum
+    server_name: str | None = None
+    qualifier: str | None = None
+    level: int = 1
+    preferred_max_length: int = 0xFFFFFFFF
+    resume_handle: int | None = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.unique_wstring(self.qualifier)
+        _encode_enum_struct(w, CONNECT_ENUM_ARMS, CONNECTION_ARRAYS, self.level, [])
+        w.u32(self.preferred_max_length)
+        _encode_resume(w, self.resume_handle)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        server, qualifier = r.unique_wstring(), r.unique_wstring()
+        level, _ = _decode_enum_struct(r, CONNECT_ENUM_ARMS, CONNECTION_ARRAYS)
+        message = cls(server, qualifier, level, r.u32(), _decode_resume(r))
+        r.done()
+        return message
+
+
+@dataclass
+class NetrConnectionEnumResponse(EnumResponse):
+    """MS-SRVS §3.1.4.1, [out] parameters and the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrConnectionEnum
+    arms: ClassVar[frozenset[int]] = CONNECT_ENUM_ARMS
+    arrays: ClassVar[dict[int, InfoArray]] = CONNECTION_ARRAYS
+    entries: list[ConnectionInfo] = field(default_factory=list)
+
+
+@dataclass
 class NetrShareEnumRequest:
     """MS-SRVS §3.1.4.8 (Samba: NetShareEnumAll) — what `smbclient -L` and `net view` send."""
 
@@ -643,6 +821,16 @@ class NetrShareGetInfoResponse(InfoResponse):
 
 
 @dataclass
+class NetrFileGetInfoResponse(InfoResponse):
+    """MS-SRVS §3.1.4.3: ``[out, switch_is(Level)] LPFILE_INFO`` and the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrFileGetInfo
+    arms: ClassVar[frozenset[int]] = FILE_INFO_ARMS
+    layouts: ClassVar[dict[int, InfoArray]] = FILE_ARRAYS
+    info: FileInfo | None = None
+
+
+@dataclass
 class NetrServerGetInfoRequest:
     """MS-SRVS §3.1.4.17."""
 
@@ -676,6 +864,10 @@ class NetrServerGetInfoResponse(InfoResponse):
 
 # Request decoders by opnum, for a server dispatching on the opnum of a DCE/RPC request.
 REQUESTS: Final[dict[int, Any]] = {
+    Opnum.NetrConnectionEnum: NetrConnectionEnumRequest,
+    Opnum.NetrFileEnum: NetrFileEnumRequest,
+    Opnum.NetrFileGetInfo: NetrFileGetInfoRequest,
+    Opnum.NetrFileClose: NetrFileCloseRequest,
     Opnum.NetrSessionEnum: NetrSessionEnumRequest,
     Opnum.NetrSessionDel: NetrSessionDelRequest,
     Opnum.NetrShareEnum: NetrShareEnumRequest,

@@ -77,14 +77,24 @@ class IpcShare:
         tree = TreeConnect(self._next_tree_id, IPC_SHARE)
         self._next_tree_id += 1
         session.trees[tree.tree_id] = tree
+        self.backend.tree_connected(session, tree)
         flags = ShareFlags.ENCRYPT_DATA if session.encrypt_data else 0
         return tree, TreeConnectResponse(ShareType.PIPE, flags, 0, IPC_MAXIMAL_ACCESS)
 
     def disconnect(self, tree: TreeConnect) -> None:
         """Close every open of the tree (TREE_DISCONNECT, LOGOFF, the session's or connection's end)."""
         for open_ in list(tree.opens.values()):
-            open_.pipe.close()
-        tree.opens.clear()
+            self.close_open(open_)
+        self.backend.tree_disconnected(tree)
+
+    def close_open(self, open_: Open) -> None:
+        """Close one open: CLOSE, its tree's end, or the server application's request (MS-SMB2 §3.3.4.17,
+        NetrFileClose). The client's next request on its FileId gets STATUS_FILE_CLOSED. Idempotent."""
+        if open_.tree.opens.get(open_.file_id.volatile) is not open_:
+            return
+        del open_.tree.opens[open_.file_id.volatile]
+        self.backend.pipe_closed(open_)
+        open_.pipe.close()
 
     def handle(
         self, header: Smb2Header, body: Request, session: Session, tree: TreeConnect, chain: Chain
@@ -106,8 +116,7 @@ class IpcShare:
             return None, NtStatus.STATUS_FILE_CLOSED
         chain.file_id = open_.file_id
         if isinstance(body, CloseRequest):
-            del tree.opens[open_.file_id.volatile]
-            open_.pipe.close()
+            self.close_open(open_)
             if body.flags & 0x0001:  # SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB
                 return CloseResponse(
                     flags=1, allocation_size=PIPE_ALLOCATION_SIZE, file_attributes=FileAttributes.NORMAL
@@ -149,7 +158,8 @@ class IpcShare:
             return None, NtStatus.STATUS_OBJECT_NAME_NOT_FOUND
         file_id = FileId(self._next_file_id, self._next_file_id)
         self._next_file_id += 1
-        tree.opens[file_id.volatile] = Open(file_id, tree, name, pipe)
+        open_ = tree.opens[file_id.volatile] = Open(file_id, tree, name, pipe)
+        self.backend.pipe_opened(session, open_)
         chain.file_id = file_id
         return CreateResponse(
             file_id=file_id, allocation_size=PIPE_ALLOCATION_SIZE, file_attributes=FileAttributes.NORMAL

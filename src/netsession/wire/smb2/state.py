@@ -46,6 +46,12 @@ class Backend(Protocol):
     by the connection's loss, or by :meth:`ServerConnection.close_session`); ``session_active`` is
     called for each request on it (idle time); ``open_pipe`` opens a named pipe on IPC$ (None: no such
     pipe) and the connection closes what it opened.
+
+    The session's neighbours are told the same way (MS-SRVS §3.1.6.4-§3.1.6.7): ``tree_connected`` /
+    ``tree_disconnected`` bracket every tree connect, ``pipe_opened`` / ``pipe_closed`` every open
+    (after the pipe was opened and its FileId given; before it is closed), whatever ends it — CLOSE,
+    TREE_DISCONNECT, LOGOFF, the connection's loss or :meth:`IpcShare.close_open`. Each object's
+    ``owner`` is the backend's own handle on it.
     """
 
     def session_established(self, session: Session) -> None: ...
@@ -55,6 +61,14 @@ class Backend(Protocol):
     def session_ended(self, session: Session) -> None: ...
 
     def open_pipe(self, session: Session, name: str) -> Pipe | None: ...
+
+    def tree_connected(self, session: Session, tree: TreeConnect) -> None: ...
+
+    def tree_disconnected(self, tree: TreeConnect) -> None: ...
+
+    def pipe_opened(self, session: Session, open_: Open) -> None: ...
+
+    def pipe_closed(self, open_: Open) -> None: ...
 
 
 @dataclass
@@ -107,6 +121,7 @@ class Open:
     tree: TreeConnect
     name: str
     pipe: Pipe
+    owner: Any = None
 
 
 @dataclass(eq=False)
@@ -116,6 +131,7 @@ class TreeConnect:
     tree_id: int
     share: str
     opens: dict[int, Open] = field(default_factory=dict)  # by volatile FileId
+    owner: Any = None
 
 
 @dataclass(eq=False)
