@@ -40,6 +40,7 @@ from netsession.errors import (
     NetApiError,
 )
 from netsession.records import GETINFO_LEVELS, MAX_PREFERRED_LENGTH, SessionInfo
+from netsession.wire.srvsvc import NetrSessionEnumResponse
 
 __all__ = [
     "MAX_PREFERRED_LENGTH",
@@ -48,7 +49,9 @@ __all__ = [
     "NetSessionGetInfo",
     "SessionEnumResult",
     "check_getinfo_arguments",
+    "enum_result",
     "filter_error",
+    "getinfo_result",
     "matcher",
     "matches",
 ]
@@ -143,14 +146,19 @@ def NetSessionEnum(
     user = username or None
 
     def call(c: SrvsvcClient) -> SessionEnumResult:
-        r = c.session_enum(level, client, user, prefmaxlen, resume_handle)
-        if r.status not in (NERR_Success, ERROR_MORE_DATA):
-            raise NetApiError(r.status, funcname)
-        records = _with_unc_cnames(r.entries)
-        return SessionEnumResult(records, len(records), r.total_entries, r.resume_handle,
-                                 r.status == ERROR_MORE_DATA)
+        return enum_result(c.session_enum(level, client, user, prefmaxlen, resume_handle), funcname)
 
     return current_pool().run(servername, call, funcname=funcname, idempotent=True)
+
+
+def enum_result(r: NetrSessionEnumResponse, funcname: str = "NetSessionEnum") -> SessionEnumResult:
+    """The out-parameters of one NetrSessionEnum answer; NetApiError for any status but NERR_Success and
+    ERROR_MORE_DATA (shared by this module and :mod:`netsession.aio`)."""
+    if r.status not in (NERR_Success, ERROR_MORE_DATA):
+        raise NetApiError(r.status, funcname)
+    records = _with_unc_cnames(r.entries)
+    more = r.status == ERROR_MORE_DATA
+    return SessionEnumResult(records, len(records), r.total_entries, r.resume_handle, more)
 
 
 def check_getinfo_arguments(UncClientName: str | None, username: str | None, level: int) -> None:
@@ -177,17 +185,24 @@ def NetSessionGetInfo(
 
     def call(c: SrvsvcClient) -> SessionInfo:
         r = c.session_enum(level, client, username, MAX_PREFERRED_LENGTH, None)
-        if r.status not in (NERR_Success, ERROR_MORE_DATA):
-            raise NetApiError(r.status, funcname)
-        records = _with_unc_cnames(r.entries)
-        match = matcher(client, username)
-        for record in records:
-            if match(record):
-                result: SessionInfo = record
-                return result
-        raise filter_error(records, client, username, funcname)
+        return getinfo_result(r, client, username, funcname)
 
     return current_pool().run(servername, call, funcname=funcname, idempotent=True)
+
+
+def getinfo_result(
+    r: NetrSessionEnumResponse, client: str | None, username: str, funcname: str = "NetSessionGetInfo"
+) -> SessionInfo:
+    """The first record of a NetSessionGetInfo answer that matches both filters (see NetSessionGetInfo)."""
+    if r.status not in (NERR_Success, ERROR_MORE_DATA):
+        raise NetApiError(r.status, funcname)
+    records = _with_unc_cnames(r.entries)
+    match = matcher(client, username)
+    for record in records:
+        if match(record):
+            result: SessionInfo = record
+            return result
+    raise filter_error(records, client, username, funcname)
 
 
 def NetSessionDel(servername: str | None, UncClientName: str | None, username: str | None) -> None:

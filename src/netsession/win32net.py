@@ -44,23 +44,33 @@ def NetSessionEnum(
     [{'client_name': '\\\\10.0.0.5', 'user_name': 'alice', 'active_time': 4210, 'idle_time': 12}]
     """
     records: list[Any] = []
-    resume = 0
+    resume: int | None = 0
     seen: set[int] = set()
-    while True:
+    while resume is not None:
         page = lmshare.NetSessionEnum(server, client, username, level, MAX_PREFERRED_LENGTH, resume)
         records.extend(page.records)
-        if not page.more_data or not page.records or page.resume_handle is None or page.resume_handle in seen:
-            # A server that says "more" without moving on would loop forever: stop where it stalled.
-            break
-        resume = page.resume_handle
-        seen.add(resume)
+        resume = next_resume(page, seen)
+    return [to_pywin32(r) for r in filtered(records, client, username)]
+
+
+def next_resume(page: lmshare.SessionEnumResult, seen: set[int]) -> int | None:
+    """Where the next page starts, or None when paging is over. A server that says "more" without moving
+    on would loop forever: paging stops where it stalled."""
+    if not page.more_data or not page.records or page.resume_handle is None or page.resume_handle in seen:
+        return None
+    seen.add(page.resume_handle)
+    return page.resume_handle
+
+
+def filtered(records: list[Any], client: str | None, username: str | None) -> list[Any]:
+    """The records that pass the filters, as a Windows server would answer (its errors included)."""
     if client or username:
         match = lmshare.matcher(client, username)
         kept = [r for r in records if match(r)]
         if records and not kept:
             raise lmshare.filter_error(records, client, username, "NetSessionEnum")
         records = kept
-    return [to_pywin32(r) for r in records]
+    return records
 
 
 def NetSessionGetInfo(level: int, server: str | None, client: str, username: str) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class Credentials:
     nt_hash: str | None = field(default=None, repr=False)
     encrypt: bool = False
     auth_protocol: str = "negotiate"
+    allow_guest: bool = False  # accept a server that logs us on as guest (then nothing is signed)
 
     def __post_init__(self) -> None:
         if self.nt_hash is not None and not _NT_HASH.match(self.nt_hash):

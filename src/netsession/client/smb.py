@@ -22,9 +22,9 @@ import os
 import socket
 from collections import deque
 from collections.abc import Awaitable
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
-from netsession.client.auth import Initiator
+from netsession.client.auth import Initiator, initiator_for
 from netsession.client.errors import (
     CLOSED,
     LOGON_FAILURES,
@@ -67,6 +67,7 @@ from netsession.wire.smb2.messages import (
     TreeDisconnectRequest,
     WriteRequest,
 )
+from netsession.wire.srvsvc import SRVSVC_PIPE
 
 # How much one IOCTL or READ asks for: 64 KiB, one credit (MS-SMB2 §3.1.5.2), more than a DCE/RPC
 # fragment can be (frag_length is 16 bits). A longer message comes back as STATUS_BUFFER_OVERFLOW with the
@@ -89,6 +90,9 @@ PIPE_ACCESS: Final = (
 _PIPE_DATA_STATUSES: Final = frozenset((NtStatus.STATUS_SUCCESS, NtStatus.STATUS_BUFFER_OVERFLOW))
 
 _T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    from netsession.client.pool import Credentials
 
 
 def unc_host(host: str) -> str:
@@ -457,6 +461,30 @@ class SmbPipe:
         self.smb.close()
 
 
+async def open_pipe(
+    host: str,
+    port: int,
+    creds: Credentials,
+    *,
+    pipe: str = SRVSVC_PIPE,
+    deadline: float | None = None,
+    allow_guest: bool = False,
+) -> SmbPipe:
+    r"""``\\host\IPC$\pipe`` opened with ``creds`` (see :func:`~netsession.client.auth.initiator_for`):
+    encryption if ``creds.encrypt``, every response signed otherwise; an anonymous logon when the user
+    name is empty and there is no secret."""
+    initiator = initiator_for(host, creds)
+    anonymous = creds.username == "" and creds.password is None and creds.nt_hash is None
+    config = ClientConfig(
+        server_name=host,
+        encryption_required=creds.encrypt,
+        allow_guest=allow_guest or anonymous or creds.allow_guest,
+    )
+    return await SmbPipe.open(
+        host, port, initiator, pipe=pipe, config=config, deadline=deadline, anonymous=anonymous
+    )
+
+
 def _connect_error(exc: OSError | None, where: str) -> TransportError:
     if exc is None:
         return TransportError(ERROR_BAD_NETPATH, f"{where}: no address", reason=UNRESOLVED)
@@ -473,4 +501,4 @@ def _connect_error(exc: OSError | None, where: str) -> TransportError:
     return TransportError(RPC_S_SERVER_UNAVAILABLE, text, reason=CLOSED)
 
 
-__all__ = ["MAX_READ_AHEAD", "PIPE_IO_SIZE", "SmbConnection", "SmbPipe", "unc_host"]
+__all__ = ["MAX_READ_AHEAD", "PIPE_IO_SIZE", "SmbConnection", "SmbPipe", "open_pipe", "unc_host"]

@@ -27,13 +27,12 @@ from netsession.client.errors import (  # TransportError is re-exported here
     TransportError,
 )
 from netsession.client.loop import call_soon, run
-from netsession.client.smb import SmbPipe
+from netsession.client.smb import SmbPipe, open_pipe
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
     ERROR_BAD_NETPATH,
     RPC_S_SERVER_UNAVAILABLE,
 )
-from netsession.wire.smb2.client import ClientConfig
 from netsession.wire.srvsvc import SRVSVC_PIPE
 
 # MS-FSCC §2.3.30 FSCTL_PIPE_TRANSCEIVE; MS-SMB2 §2.2.31 SMB2_0_IOCTL_IS_FSCTL.
@@ -138,25 +137,13 @@ class SmbPipeTransport:
 
     async def open_async(self) -> SmbPipe:
         """Open the pipe on the running loop (what :meth:`open` runs on the engine loop)."""
-        from netsession.client.auth import initiator_for
         from netsession.client.pool import Credentials
 
         username, password, domain, nt_hash, auth_protocol = self._auth
         creds = Credentials(username, password, domain, nt_hash, self.encrypt, auth_protocol)
-        initiator = initiator_for(self.host, creds)
-        anonymous = username == "" and password is None and nt_hash is None
-        config = ClientConfig(
-            server_name=self.host, encryption_required=self.encrypt, allow_guest=self.allow_guest or anonymous
-        )
         deadline = asyncio.get_running_loop().time() + self.timeout
-        pipe = await SmbPipe.open(
-            self.host,
-            self.port,
-            initiator,
-            pipe=self.pipe,
-            config=config,
-            deadline=deadline,
-            anonymous=anonymous,
+        pipe = await open_pipe(
+            self.host, self.port, creds, pipe=self.pipe, deadline=deadline, allow_guest=self.allow_guest
         )
         self._pipe = pipe
         return pipe
