@@ -44,13 +44,22 @@ def engine_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` on the background loop and wait for its result (or exception)."""
+def submit(coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+    """Start ``coro`` on the background loop; its future (``cancel()`` cancels the coroutine)."""
     loop = engine_loop()
     if threading.current_thread() is _thread:
         coro.close()
         raise RuntimeError("the blocking netsession API was called from its own engine thread")
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    return asyncio.run_coroutine_threadsafe(coro, loop)
+
+
+def run(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` on the background loop and wait for its result (or exception)."""
+    return wait(submit(coro))
+
+
+def wait(future: concurrent.futures.Future[_T]) -> _T:
+    """The result of a :func:`submit` future; an interrupted wait cancels the coroutine."""
     try:
         return future.result()
     except concurrent.futures.CancelledError:
@@ -68,4 +77,4 @@ def call_soon(callback: Any, *args: Any) -> None:
         loop.call_soon_threadsafe(callback, *args)
 
 
-__all__ = ["call_soon", "engine_loop", "run"]
+__all__ = ["call_soon", "engine_loop", "run", "submit", "wait"]

@@ -332,6 +332,13 @@ class SmbConnection:
             self.close()
 
     @property
+    def local_address(self) -> str | None:
+        """The address our end of the TCP connection has (what the server sees as the client's)."""
+        transport = self._protocol.transport
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        return str(sockname[0]) if sockname else None
+
+    @property
     def alive(self) -> bool:
         return self._protocol.error is None and self._protocol.transport is not None and not self.conn.closed
 

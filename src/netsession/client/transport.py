@@ -14,10 +14,12 @@ ERROR_LOGON_FAILURE; no srvsvc pipe or the connection dropped -> RPC_S_SERVER_UN
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import socket
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from netsession.client.errors import (  # TransportError is re-exported here
     CLOSED,
@@ -26,7 +28,7 @@ from netsession.client.errors import (  # TransportError is re-exported here
     UNRESOLVED,
     TransportError,
 )
-from netsession.client.loop import call_soon, run
+from netsession.client.loop import call_soon, submit, wait
 from netsession.client.smb import SmbPipe, open_pipe
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
@@ -34,6 +36,8 @@ from netsession.errors import (
     RPC_S_SERVER_UNAVAILABLE,
 )
 from netsession.wire.srvsvc import SRVSVC_PIPE
+
+_T = TypeVar("_T")
 
 # MS-FSCC §2.3.30 FSCTL_PIPE_TRANSCEIVE; MS-SMB2 §2.2.31 SMB2_0_IOCTL_IS_FSCTL.
 FSCTL_PIPE_TRANSCEIVE: Final = 0x0011C017
@@ -126,6 +130,8 @@ class SmbPipeTransport:
         self._username = f"{domain}\\{username}" if domain and username else username
         self._pipe: SmbPipe | None = None
         self._due = 0
+        self._running: concurrent.futures.Future[object] | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"SmbPipeTransport({self.host!r}, {self.port}, username={self._username!r})"
@@ -148,8 +154,25 @@ class SmbPipeTransport:
         self._pipe = pipe
         return pipe
 
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Run on the engine loop; :meth:`close` from another thread cancels what is running."""
+        if self._closed:
+            coro.close()
+            raise TransportError(RPC_S_SERVER_UNAVAILABLE, f"{self.where}: the pipe is closed", reason=CLOSED)
+        future = submit(coro)
+        self._running = future  # type: ignore[assignment]
+        try:
+            return wait(future)
+        except concurrent.futures.CancelledError:
+            raise TransportError(
+                RPC_S_SERVER_UNAVAILABLE, f"{self.where}: closed while in use", delivered=True, reason=CLOSED
+            ) from None
+        finally:
+            self._running = None
+
     def open(self) -> None:
-        run(self.open_async())
+        self._closed = False
+        self._run(self.open_async())
 
     def _open_pipe(self) -> SmbPipe:
         if self._pipe is None:
@@ -167,10 +190,10 @@ class SmbPipeTransport:
 
     def transceive(self, data: bytes) -> bytes:
         self._due = 0
-        return run(self._exchange(self._open_pipe(), data, True))
+        return self._run(self._exchange(self._open_pipe(), data, True))
 
     def write(self, data: bytes) -> None:
-        run(self._exchange(self._open_pipe(), data, False))
+        self._run(self._exchange(self._open_pipe(), data, False))
 
     def read_ahead(self, due: int) -> None:
         """How many bytes of the answer are certainly still coming (see SmbPipe.read_ahead); applied by
@@ -184,7 +207,13 @@ class SmbPipeTransport:
 
     def read(self) -> bytes:
         due, self._due = self._due, 0
-        return run(self._read(self._open_pipe(), due))
+        return self._run(self._read(self._open_pipe(), due))
+
+    @property
+    def local_address(self) -> str | None:
+        """Our end's address on the open connection (None if not open)."""
+        pipe = self._pipe
+        return pipe.smb.local_address if pipe is not None else None
 
     def alive(self) -> bool:
         """Whether the SMB connection still looks usable (open, in step, no failure seen)."""
@@ -195,6 +224,10 @@ class SmbPipeTransport:
         # Closing the TCP connection ends the session, its tree connect and the pipe open on the server
         # (MS-SMB2 §3.3.7.1), without round trips that could hang on an unresponsive server.
         pipe, self._pipe = self._pipe, None
+        running = self._running
+        if running is not None:
+            self._closed = True  # an open in progress must not leave a pipe behind
+            running.cancel()
         if pipe is not None:
             call_soon(pipe.close)
 
