@@ -57,6 +57,7 @@ PROG: Final = "netsession"
 EXTENSION_MODULES: Final = (
     "netsession.server.cli",
     "netsession.fleet.cli",
+    "netsession.decoy.cli",
     "netsession.clidoc",
 )
 # Levels tried in turn when the user names none: richest first.

@@ -180,6 +180,7 @@ class EnumResult:
     total_entries: int
     resume_handle: int | None
     fault: int | None = None
+    synthetic: int = 0  # how many of ``entries`` are synthetic (decoy) rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +303,7 @@ class Session:
         "last_active_at",
         "on_close",
         "session_id",
+        "synthetic",
         "transport",
         "user_flags",
         "username",
@@ -318,6 +320,7 @@ class Session:
         transport: str,
         on_close: Callable[[Session], object],
         now: float,
+        synthetic: bool = False,
     ) -> None:
         self.session_id = session_id  # MS-SRVS §3.1.6.2 GlobalSessionId
         self.cname = cname
@@ -326,6 +329,7 @@ class Session:
         self.cltype_name = cltype_name
         self.transport = transport
         self.on_close = on_close
+        self.synthetic = synthetic  # a decoy row (netsession.decoy), not an SMB session
         self.created_at = now  # MS-SMB2 Session.CreationTime
         self.last_active_at = now  # MS-SMB2 Session.IdleTime
         self._opens: dict[int, OpenRow] = {}  # MS-SMB2 Session.OpenTable, by GlobalFileId
@@ -593,6 +597,7 @@ class SessionTable:
         self._clock = clock
         self._sessions: dict[int, Session] = {}  # insertion (= creation) order
         self._next_id = 1
+        self._synthetic = 0  # how many rows are synthetic
         self._list: list[Session] | None = None
         self._matches: dict[tuple[str | None, str | None], list[int]] = {}
         # MS-SRVS §3.1.1.1 FileList and TreeConnectList, in creation order; ids are DWORDs, unique
@@ -606,6 +611,16 @@ class SessionTable:
     @property
     def policy(self) -> AccessPolicy:
         return self._policy
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock rows are timed with (seconds, monotonic by default)."""
+        return self._clock
+
+    @property
+    def synthetic_count(self) -> int:
+        """How many rows are synthetic (decoys)."""
+        return self._synthetic
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -629,20 +644,24 @@ class SessionTable:
         cltype_name: str = "",
         transport: str = DEFAULT_TRANSPORT,
         on_close: Callable[[Session], object],
+        synthetic: bool = False,
+        created_at: float | None = None,
     ) -> Session:
         """Register an established session (MS-SRVS §3.1.6.2) and return its row.
 
         ``cname`` is the client address or name (stored via :func:`unc_client_name`); ``user_flags`` holds
         SESS_GUEST for guest logons; ``on_close(session)`` is called when NetrSessionDel removes the
         session, after it has left the table: the owner then closes its opens and trees and tears the
-        SMB session down (MS-SMB2 §3.3.4.12).
+        SMB session down (MS-SMB2 §3.3.4.12). ``synthetic`` marks a decoy row (it behaves as any other);
+        ``created_at`` backdates a row (a decoy that "has been connected" for a while).
         """
         if not 0 <= user_flags <= _DWORD_MAX:
             raise ValueError(f"user_flags is a DWORD: {user_flags}")
         session = Session(
             self, self._next_id, unc_client_name(cname), username, user_flags, cltype_name, transport,
-            on_close, self._clock(),
+            on_close, self._clock() if created_at is None else created_at, synthetic,
         )
+        self._synthetic += synthetic
         self._next_id += 1
         self._sessions[session.session_id] = session
         self._changed()
@@ -655,6 +674,7 @@ class SessionTable:
         for tree in list(session._trees.values()):
             self._discard_tree(tree)
         del self._sessions[session.session_id]
+        self._synthetic -= session.synthetic
         session._table = None
         self._changed()
 
@@ -749,11 +769,13 @@ class SessionTable:
 
     # -- the srvsvc side -----------------------------------------------------------------------------
 
-    def _refuse(self, caller: Caller, level: int) -> tuple[NetApiStatus, int | None] | None:
+    def _refuse(
+        self, caller: Caller, level: int, policy: AccessPolicy | None = None
+    ) -> tuple[NetApiStatus, int | None] | None:
         """Access check for enumerating at ``level``: None if allowed, else (status, fault)."""
         if caller.is_operator:
             return None
-        if self._policy is AccessPolicy.HARDENED:
+        if (policy or self._policy) is AccessPolicy.HARDENED:
             # The hardened server refuses before the call runs: a fault PDU, status 5, at every level
             # (FACTS.md §3: "a refused caller").
             return ERROR_ACCESS_DENIED, int(ERROR_ACCESS_DENIED)
@@ -771,8 +793,10 @@ class SessionTable:
         level: int,
         preferred_max_length: int,
         resume_handle: int | None,
+        policy: AccessPolicy | None = None,
     ) -> EnumResult:
         r"""NetrSessionEnum (MS-SRVS §3.1.4.5). ``client`` / ``user`` of None or "" do not filter.
+        ``policy`` overrides the table's access policy for this call (a listener's personality).
 
         Checks in this order: level (ERROR_INVALID_LEVEL), access, ClientName without ``\\``
         (NERR_InvalidComputer), over-long names (ERROR_INVALID_PARAMETER). ``preferred_max_length`` is a
@@ -784,7 +808,7 @@ class SessionTable:
 
         if level not in SESSION_LEVELS:
             return fail(ERROR_INVALID_LEVEL)
-        refused = self._refuse(caller, level)
+        refused = self._refuse(caller, level, policy)
         if refused is not None:
             return fail(*refused)
         client = client or None
@@ -826,7 +850,8 @@ class SessionTable:
             for j in range(first, len(positions)):
                 entries.append(project(lst[positions[j]]._info_at(now), level))
             return EnumResult(
-                NERR_Success, level, tuple(entries), total, None if resume_handle is None else n
+                NERR_Success, level, tuple(entries), total, None if resume_handle is None else n,
+                synthetic=self._synthetic_in(lst, positions, first, len(entries)),
             )
         used = 0
         last = -1
@@ -842,21 +867,35 @@ class SessionTable:
         if len(entries) < total:
             # "continue with this enumeration on a subsequent call": start right after `last`.
             return EnumResult(
-                ERROR_MORE_DATA, level, tuple(entries), total, None if resume_handle is None else last + 1
+                ERROR_MORE_DATA, level, tuple(entries), total, None if resume_handle is None else last + 1,
+                synthetic=self._synthetic_in(lst, positions, first, len(entries)),
             )
-        return EnumResult(NERR_Success, level, tuple(entries), total, None if resume_handle is None else n)
+        return EnumResult(
+            NERR_Success, level, tuple(entries), total, None if resume_handle is None else n,
+            synthetic=self._synthetic_in(lst, positions, first, len(entries)),
+        )
 
-    def get_info(self, caller: Caller, client: str | None, user: str | None, level: int) -> GetInfoResult:
+    def _synthetic_in(self, lst: list[Session], positions: Sequence[int], first: int, count: int) -> int:
+        """How many of the ``count`` rows from ``positions[first]`` on are synthetic (0 if the table has
+        none)."""
+        if not self._synthetic:
+            return 0
+        return sum(lst[positions[j]].synthetic for j in range(first, first + count))
+
+    def get_info(
+        self, caller: Caller, client: str | None, user: str | None, level: int,
+        policy: AccessPolicy | None = None,
+    ) -> GetInfoResult:
         """NetSessionGetInfo: NetrSessionEnum with both filters, MAX_PREFERRED_LENGTH and no resume handle
         (FACTS.md §1), returning the first match. Levels 0, 1, 2, 10 only; both names required."""
         if level not in GETINFO_LEVELS:
             return GetInfoResult(ERROR_INVALID_LEVEL, None)
-        refused = self._refuse(caller, level)
+        refused = self._refuse(caller, level, policy)
         if refused is not None:
             return GetInfoResult(refused[0], None, refused[1])
         if not client or not user:
             return GetInfoResult(ERROR_INVALID_PARAMETER, None)
-        result = self.enumerate(caller, client, user, level, MAX_PREFERRED_LENGTH, None)
+        result = self.enumerate(caller, client, user, level, MAX_PREFERRED_LENGTH, None, policy)
         if result.status != NERR_Success:
             return GetInfoResult(result.status, None, result.fault)
         return GetInfoResult(NERR_Success, result.entries[0])
@@ -889,7 +928,12 @@ class SessionTable:
         )
         if not positions:
             return DeleteResult(NERR_ClientNameNotFound)
-        closed = tuple(lst[i] for i in positions)
+        return self.close_sessions(tuple(lst[i] for i in positions))
+
+    def close_sessions(self, closed: Sequence[Session]) -> DeleteResult:
+        """End these rows as NetrSessionDel does: every one leaves the table, then each one's ``on_close``
+        runs in order (:class:`SessionCloseError` at the end if some raised). NERR_Success."""
+        closed = tuple(closed)
         for session in closed:
             session.remove()
         result = DeleteResult(NERR_Success, closed)

@@ -15,14 +15,16 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from netsession.groups import ADMINISTRATORS, USERS
 from netsession.records import SESS_GUEST
 from netsession.server.accounts import AccountStore
 from netsession.server.pipes import RpcEndpoint, RpcPipe
-from netsession.server.srvsvc import CallContext, ServerIdentity, SrvsvcService
+from netsession.server.srvsvc import CallContext, ServerIdentity, SessionPersonality, SrvsvcService
 from netsession.table import STYPE_IPC, AccessPolicy, Caller, OpenRow, SessionTable, TreeConnectRow
 from netsession.table import Session as TableRow
 from netsession.wire.smb2.auth import Identity, NtlmAuthenticator
@@ -51,6 +53,15 @@ class ServerOptions:
     encrypt_data: bool = False
     max_connections: int = 16384
     idle_timeout: float = 900.0  # seconds without a byte before a connection is dropped (Windows: 15 min)
+
+
+class Extension(Protocol):
+    """Something that runs beside the listeners (decoys' control socket, metrics): started once every
+    listener is up, stopped before they close."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def caller_of(identity: Identity) -> Caller:
@@ -84,11 +95,30 @@ class NetsessionServer:
             require_signing=options.require_signing, encrypt_data=options.encrypt_data
         )
         self.on_connection_changed: Callable[[ServerConnection], None] = lambda conn: None
+        # Per listener (HOST:PORT as given to --listen): the personality its srvsvc answers with (None: the
+        # table's own rules under options.policy); see netsession.decoy.personality.
+        self.personalities: dict[str, SessionPersonality] = {}
+        self.default_personality: SessionPersonality | None = None
+        self.extensions: list[Extension] = []
+        self._listener_of: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
+        self._smb_sessions: dict[int, Session] = {}  # table row id -> its SMB session
+        self.service.peers_of = self._peers_of
 
-    def new_connection(self, client_address: str) -> ServerConnection:
-        return ServerConnection(
+    def new_connection(self, client_address: str, *, listener: str = "") -> ServerConnection:
+        conn = ServerConnection(
             self.smb_config, self.authenticator, self, client_address=client_address, clock=filetime_now
         )
+        if listener:
+            self._listener_of[conn] = listener
+        return conn
+
+    def _peers_of(self, row: TableRow) -> Sequence[TableRow]:
+        """The rows of every session on ``row``'s connection (a decoy row is alone)."""
+        session = self._smb_sessions.get(row.session_id)
+        if session is None:
+            return (row,)
+        peers: list[Any] = [s.owner for s in session.connection.sessions.values() if s.owner is not None]
+        return peers or (row,)
 
     # -- Backend -------------------------------------------------------------------------------------
 
@@ -102,6 +132,7 @@ class NetsessionServer:
             user_flags=SESS_GUEST if identity.is_guest else 0,
             on_close=lambda row: self._end_deleted(session),
         )
+        self._smb_sessions[session.owner.session_id] = session
         log.info(
             "session %#x established: %s from %s", session.session_id, identity.principal or "(anonymous)",
             session.client_address,
@@ -116,6 +147,7 @@ class NetsessionServer:
         row: TableRow | None = session.owner
         if row is not None:
             row.remove()
+            self._smb_sessions.pop(row.session_id, None)
             # The row's on_close closure holds the session: without this link cut, every ended session
             # (and its connection, keys, buffers) would wait for the cyclic garbage collector.
             session.owner = None
@@ -124,7 +156,11 @@ class NetsessionServer:
     def open_pipe(self, session: Session, name: str) -> RpcPipe | None:
         if name.casefold() != SRVSVC_PIPE or session.identity is None:
             return None
-        context = CallContext(caller_of(session.identity), session.client_address)
+        listener = self._listener_of.get(session.connection, "")
+        context = CallContext(
+            caller_of(session.identity), session.client_address,
+            self.personalities.get(listener, self.default_personality), listener,
+        )
         return RpcPipe(RpcEndpoint(self.service, context), on_close=lambda: None)
 
     def tree_connected(self, session: Session, tree: TreeConnect) -> None:

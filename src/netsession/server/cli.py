@@ -126,11 +126,18 @@ def _user_list(args: argparse.Namespace) -> int:
 # -- serve ---------------------------------------------------------------------------------------------
 
 def _serve(args: argparse.Namespace) -> int:
+    from netsession.decoy import cli as decoy_cli
+    from netsession.decoy.control import CONTROL_SOCKET_NAME
     from netsession.server.app import NetsessionServer, ServerOptions
     from netsession.server.listener import DEFAULT_LISTEN, parse_listen, serve
 
+    control = None if args.no_local_socket else _state_dir(args) / CONTROL_SOCKET_NAME
     try:
-        listen = [parse_listen(value) for value in (args.listen or [DEFAULT_LISTEN])]
+        lab, addresses = decoy_cli.plan_from_args(args, args.listen or [DEFAULT_LISTEN], control)
+    except decoy_cli.CommandError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        listen = [parse_listen(value) for value in addresses]
     except ValueError as exc:
         raise CommandError(f"--listen: {exc}") from None
     logging.basicConfig(
@@ -157,6 +164,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.name:
         options.name = args.name.upper()
     server = NetsessionServer(options, store)
+    lab.install(server)
     local = None if args.no_local_socket else _state_dir(args) / SRVSVC_SOCKET_NAME
     try:
         asyncio.run(serve(server, listen, local))
@@ -182,8 +190,9 @@ def register(subparsers: Any) -> None:
         "NetrSessionDel over \\PIPE\\srvsvc list and end their sessions.",
     )
     serve.add_argument(
-        "--listen", action="append", metavar="HOST:PORT",
-        help="address to listen on, repeatable; [v6]:PORT for IPv6 (default 127.0.0.1:4445; 445 needs root)",
+        "--listen", action="append", metavar="HOST:PORT[=PERSONALITY]",
+        help="address to listen on, repeatable; [v6]:PORT for IPv6 (default 127.0.0.1:4445; 445 needs root); "
+        "=PERSONALITY: how this listener answers srvsvc (see --personality)",
     )
     serve.add_argument("--name", help="the server's NetBIOS name (default: the host name)")
     serve.add_argument(
@@ -207,6 +216,9 @@ def register(subparsers: Any) -> None:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"],
         help="the least severe log messages shown on stderr (default %(default)s; the audit trail is info)",
     )
+    from netsession.decoy.cli import add_serve_arguments
+
+    add_serve_arguments(serve)
     serve.set_defaults(handler=_serve)
 
     user = subparsers.add_parser(

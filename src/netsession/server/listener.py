@@ -52,6 +52,11 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, number
 
 
+def listener_label(host: str, port: int) -> str:
+    """How a listener is named (personalities, logs): ``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` for all."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class _Connections:
     """The live SMB connections, by their sans-I/O objects (for NetrSessionDel across connections)."""
 
@@ -60,8 +65,11 @@ class _Connections:
 
 
 class SmbProtocol(asyncio.Protocol):
-    def __init__(self, server: NetsessionServer, registry: _Connections, idle_timeout: float) -> None:
+    def __init__(
+        self, server: NetsessionServer, registry: _Connections, idle_timeout: float, listener: str = ""
+    ) -> None:
         self.server = server
+        self.listener = listener  # HOST:PORT as given to --listen
         self.registry = registry
         self.idle_timeout = idle_timeout
         self.transport: asyncio.Transport | None = None
@@ -82,7 +90,7 @@ class SmbProtocol(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.conn = self.server.new_connection(host.split("%")[0])
+        self.conn = self.server.new_connection(host.split("%")[0], listener=self.listener)
         self.registry.by_conn[self.conn] = self
         self._arm_idle()
 
@@ -222,8 +230,9 @@ async def serve(
     server.on_connection_changed = changed
     servers: list[asyncio.base_events.Server] = []
     for host, port in listen:
+        label = listener_label(host, port)
         srv = await loop.create_server(
-            lambda: SmbProtocol(server, registry, server.options.idle_timeout),
+            lambda label=label: SmbProtocol(server, registry, server.options.idle_timeout, label),
             host or None, port, reuse_address=True, backlog=1024,
         )
         servers.append(srv)
@@ -238,6 +247,8 @@ async def serve(
         servers.append(srv)
         log.info("listening on %s (local srvsvc)", local_socket)
 
+    for extension in server.extensions:
+        await extension.start()
     stop = stop or asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -248,6 +259,9 @@ async def serve(
         await stop.wait()
     finally:
         log.info("stopping: %d connections open", len(registry.by_conn))
+        for extension in reversed(server.extensions):
+            with contextlib.suppress(Exception):
+                await extension.stop()
         for srv in servers:
             srv.close()
         for protocol in list(registry.by_conn.values()):

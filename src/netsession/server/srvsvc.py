@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
@@ -23,7 +23,8 @@ from netsession.errors import (
     NERR_Success,
     status_name,
 )
-from netsession.table import Caller, ListResult, SessionCloseError, SessionTable
+from netsession.table import Caller, DeleteResult, EnumResult, ListResult, SessionCloseError, SessionTable
+from netsession.table import Session as TableRow
 from netsession.wire.ndr import NdrError
 from netsession.wire.srvsvc import (
     PLATFORM_ID_NT,
@@ -72,12 +73,35 @@ NCA_S_OP_RNG_ERROR: Final = 0x1C010002
 NCA_S_FAULT_NDR: Final = 0x000006F7  # RPC_X_BAD_STUB_DATA: the stub could not be unmarshalled
 
 
+class SessionPersonality(Protocol):
+    """How a listener answers NetrSessionEnum / NetrSessionDel over the one session table: a policy the
+    service consults (Windows classic, hardened, Samba's smbd: :mod:`netsession.decoy.personality`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def session_enum(
+        self, table: SessionTable, caller: Caller, req: NetrSessionEnumRequest
+    ) -> EnumResult: ...
+
+    def session_del(
+        self,
+        table: SessionTable,
+        caller: Caller,
+        req: NetrSessionDelRequest,
+        peers_of: Callable[[TableRow], Sequence[TableRow]],
+    ) -> DeleteResult: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """Who is calling: the SMB session's identity, and the client's address for the audit trail."""
+    """Who is calling: the SMB session's identity, and the client's address for the audit trail;
+    ``personality`` (None: the table's own rules) is the answering listener's, named ``listener``."""
 
     caller: Caller
     client_address: str
+    personality: SessionPersonality | None = None
+    listener: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +155,11 @@ class SrvsvcService:
         self.table = table
         self.identity = identity
         self.shares = tuple(shares)
+        # Run before every call (synthetic rows bring their idle times up to date).
+        self.before_call: list[Callable[[], object]] = []
+        # The rows that go with a row when its whole client is torn down (Samba ends the client's process:
+        # every session of that connection). The server that owns the connections sets it.
+        self.peers_of: Callable[[TableRow], Sequence[TableRow]] = lambda row: (row,)
         self._handlers: dict[int, Callable[[CallContext, bytes], tuple[Reply, int | None, int | str]]] = {
             Opnum.NetrConnectionEnum: self._connection_enum,
             Opnum.NetrFileEnum: self._file_enum,
@@ -151,6 +180,8 @@ class SrvsvcService:
 
     def call(self, ctx: CallContext, opnum: int, stub: bytes) -> Reply:
         """Run one call and log it."""
+        for hook in self.before_call:
+            hook()
         handler = self._handlers.get(opnum)
         result: int | str
         if handler is None:
@@ -197,9 +228,13 @@ class SrvsvcService:
     def _session_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
         # MS-SRVS §3.1.4.5; the rules are the table's.
         req = NetrSessionEnumRequest.decode(stub)
-        r = self.table.enumerate(
-            ctx.caller, req.client_name, req.user_name, req.level, req.preferred_max_length, req.resume_handle
-        )
+        if ctx.personality is not None:
+            r = ctx.personality.session_enum(self.table, ctx.caller, req)
+        else:
+            r = self.table.enumerate(
+                ctx.caller, req.client_name, req.user_name, req.level, req.preferred_max_length,
+                req.resume_handle,
+            )
         if r.fault is not None:
             return Reply(fault=r.fault), req.level, r.status
         resp = NetrSessionEnumResponse(r.level, list(r.entries), r.total_entries, r.resume_handle, r.status)
@@ -212,7 +247,10 @@ class SrvsvcService:
         # MS-SRVS §3.1.4.6; the table hands each ended session to its owner to tear down.
         req = NetrSessionDelRequest.decode(stub)
         try:
-            r = self.table.delete(ctx.caller, req.client_name, req.user_name)
+            if ctx.personality is not None:
+                r = ctx.personality.session_del(self.table, ctx.caller, req, self.peers_of)
+            else:
+                r = self.table.delete(ctx.caller, req.client_name, req.user_name)
         except SessionCloseError as exc:
             audit_log.error("closing deleted sessions failed: %r", exc.exceptions)
             r = exc.result

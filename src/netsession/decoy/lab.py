@@ -1,0 +1,102 @@
+"""The decoys and the lab inside one running `netsession serve`: what ``--sessions``, ``--personality``,
+``--listen ADDR:PORT=PERSONALITY`` and ``--metrics`` set up, and what runs beside the listeners.
+
+:class:`LabPlan` is everything checked before the server starts (a bad sessions file, an unknown
+personality: refused with one line); :meth:`LabPlan.install` hangs it on a
+:class:`~netsession.server.app.NetsessionServer`: the decoy rows go into its table, their clock ticks
+before every srvsvc call, and the control socket, SIGHUP reload and metrics endpoint start with the
+listeners (an :class:`~netsession.server.app.Extension`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netsession.decoy.control import ControlHandler, ControlServer
+from netsession.decoy.sessions import DecoySet
+from netsession.decoy.spec import SessionsFile, SpecError, parse_source
+from netsession.server.app import NetsessionServer
+from netsession.server.srvsvc import SessionPersonality
+
+log = logging.getLogger("netsession.decoy")
+
+
+@dataclass
+class LabPlan:
+    """What was asked for, already checked."""
+
+    sessions_source: str | None = None
+    sessions: SessionsFile | None = None
+    seed: int | None = None
+    default_personality: SessionPersonality | None = None
+    personalities: dict[str, SessionPersonality] = field(default_factory=dict)
+    control_socket: Path | None = None
+
+    def install(self, server: NetsessionServer) -> Lab:
+        server.default_personality = self.default_personality
+        server.personalities.update(self.personalities)
+        lab = Lab(server, self)
+        server.extensions.append(lab)
+        return lab
+
+
+class Lab:
+    """The decoys of one server, their reload (SIGHUP) and their control socket."""
+
+    def __init__(self, server: NetsessionServer, plan: LabPlan) -> None:
+        self.server = server
+        self.plan = plan
+        seed = plan.seed if plan.seed is not None else (plan.sessions.seed if plan.sessions else None)
+        self.decoys = DecoySet(server.table, seed=seed)
+        server.service.before_call.append(self.decoys.tick)
+        if plan.sessions is not None:
+            self.decoys.load(plan.sessions.sessions)
+            log.info("%d synthetic sessions from %s", len(plan.sessions.sessions), plan.sessions.source)
+        reload = self.reload if self._from_file else None
+        self.control = (
+            ControlServer(ControlHandler(self.decoys, reload), plan.control_socket)
+            if plan.control_socket is not None else None
+        )
+        self._sighup = False
+
+    @property
+    def _from_file(self) -> bool:
+        return bool(self.plan.sessions_source) and not str(self.plan.sessions_source).startswith("random:")
+
+    def reload(self) -> tuple[int, int, int]:
+        """Read the sessions file again; a bad file keeps the table as it is (ValueError with why)."""
+        source = self.plan.sessions_source
+        if source is None or source.startswith("random:"):
+            raise ValueError("no sessions file to reload")
+        try:
+            loaded = parse_source(source, self.plan.seed)
+        except SpecError as exc:
+            log.error("reload refused, keeping the %d decoys: %s", len(self.decoys), exc)
+            raise ValueError(f"reload refused: {exc}") from None
+        kept, removed, added = self.decoys.load(loaded.sessions)
+        log.info("reloaded %s: %d kept, %d removed, %d added", source, kept, removed, added)
+        return kept, removed, added
+
+    def _on_sighup(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.reload()
+
+    async def start(self) -> None:
+        if self.control is not None:
+            await self.control.start()
+        if self._from_file:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+                self._sighup = True
+
+    async def stop(self) -> None:
+        if self._sighup:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self.control is not None:
+            await self.control.stop()
