@@ -132,7 +132,8 @@ class DecoySet:
 
     def load(self, specs: Iterable[DecoySpec], *, seed: int | None = None) -> tuple[int, int, int]:
         """Make the file-described decoys these ``specs`` (a reload): rows whose spec is unchanged keep
-        their row and times, the others go, the new ones come. Control-added decoys are left alone.
+        their row and times; the others go, and the new ones — and the deleted ones still described —
+        come, as the file says. Control-added decoys are left alone.
         Returns (kept, removed, added)."""
         if seed is not None:
             self._seed = seed
@@ -153,7 +154,7 @@ class DecoySet:
             current[(decoy.key, n)] = decoy
         kept = removed = 0
         for k, decoy in current.items():
-            if wanted.get(k) == decoy.spec:
+            if wanted.get(k) == decoy.spec and decoy.row is not None:
                 del wanted[k]
                 kept += 1
             else:

@@ -200,7 +200,7 @@ def parse_spec(obj: object) -> DecoySpec:
 
 # -- files ---------------------------------------------------------------------------------------------
 
-_TOML_SESSION_HEADER = re.compile(r"^\s*\[\[\s*(?:\"?)(sessions?)(?:\"?)\s*\]\]", re.MULTILINE)
+_TOML_SESSION_HEADER = re.compile(r"^[ \t]*\[\[\s*(?:\"?)(sessions?)(?:\"?)\s*\]\]", re.MULTILINE)
 
 
 def _toml_lines(text: str, count: int) -> list[int]:
@@ -246,8 +246,9 @@ def _toml_error(exc: tomllib.TOMLDecodeError) -> tuple[int, str]:
 
 
 def load_sessions(path: str | Path) -> SessionsFile:
-    """Read and check a sessions file (``.json`` is JSON, anything else TOML, unless its first character
-    is ``{`` or ``[``). :class:`SpecError` with ``file:line`` and the reason if anything is wrong."""
+    """Read and check a sessions file (``.json`` is JSON, ``.toml`` TOML, anything else JSON if it starts
+    as a JSON object or array does). :class:`SpecError` with ``file:line`` and the reason if anything is
+    wrong."""
     path = Path(path)
     name = str(path)
     try:
@@ -262,7 +263,11 @@ def load_sessions(path: str | Path) -> SessionsFile:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise SpecError(f"{name}:{line}", "not UTF-8 text") from None
-    is_json = path.suffix.lower() == ".json" or text.lstrip()[:1] in ("{", "[")
+    suffix = path.suffix.lower()
+    head = text.lstrip()
+    is_json = suffix == ".json" or (
+        suffix != ".toml" and (head[:1] == "{" or re.match(r"\[\s*[{\]]", head) is not None)
+    )
     doc: object
     if is_json:
         try:
