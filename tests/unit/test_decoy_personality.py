@@ -48,8 +48,11 @@ class World:
         self.guest = self._row("::1", "nobody", guest=True)
         self.decoy = self.table.add("10.0.0.9", "adm-kim", on_close=self._close, synthetic=True,
                                     created_at=self.now - 500)
-        self.decoy.num_opens = 3
-        self.conn_a[0].opened()  # the caller's srvsvc pipe
+        files = self.decoy.tree_connect("Users", 0)
+        for name in ("a.txt", "b.txt", "c.txt"):
+            self.decoy.open("C:\\Shares\\Users\\" + name, tree=files)
+        self.decoy.open("\\PIPE\\srvsvc")  # not a file: Samba does not count it
+        self.conn_a[0].open("\\PIPE\\srvsvc")  # the caller's srvsvc pipe
         self.service = SrvsvcService(self.table, ServerIdentity("FS1"))
         self.service.peers_of = self.peers
 

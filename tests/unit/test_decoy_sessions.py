@@ -98,7 +98,7 @@ def _mixed() -> tuple[Clock, SessionTable, DecoySet, SrvsvcService]:
         DecoySpec("WS01", "carol", guest=True, age=20, idle=20),
     )
     real = table.add("127.0.0.1", "admin", on_close=lambda s: s.remove())
-    real.opened()
+    real.open("\\PIPE\\srvsvc")
     service = SrvsvcService(table, ServerIdentity("FS1"))
     service.before_call.append(decoys.tick)
     return clock, table, decoys, service

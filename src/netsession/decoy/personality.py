@@ -18,7 +18,7 @@ and a Samba smbd, each on its own port (``--listen 127.0.0.1:4445=samba-4.17``).
     on, TotalEntries the whole list; the resume handle comes back as the list size (0 if it was already
     at or past the end, or if the list is empty);
   - cname is the bare address (no ``\\``, no IPv6 brackets); idle_time is always 0; num_opens counts
-    open *files* only (an IPC$ pipe is not one); user_flags is 1 for the guest account;
+    open *files* only (a pipe is not one); user_flags is 1 for the guest account;
   - ``time`` is ``(uint32)(time(NULL) - nt_time_to_unix(creation))``: ``now`` truncated, the creation time
     rounded to the nearest second, so a session younger than half a second whose creation fell in the
     second half of a second reads 0xFFFFFFFF;
@@ -104,6 +104,11 @@ def samba_cname(cname: str) -> str:
     return name
 
 
+def _files(row: Session) -> int:
+    """Samba's num_open: share mode entries, i.e. open files; a ``\\PIPE\\`` open is not one."""
+    return sum(1 for o in row.opens if not o.path.upper().startswith("\\PIPE\\"))
+
+
 def _nt_time_to_unix(t: float) -> int:
     # Samba's convert_timespec_to_time_t: up when the fraction is above one half.
     whole = math.floor(t)
@@ -148,7 +153,7 @@ class SambaPersonality:
                 entries.append(SESSION_INFO_1(
                     cname,
                     row.username,
-                    row.num_opens if row.synthetic else 0,  # files only; our real sessions hold pipes
+                    _files(row),
                     samba_connect_time(now, row.created_at),
                     0,
                     SESS_GUEST if row.user_flags & SESS_GUEST else 0,

@@ -35,7 +35,8 @@ from typing import Any, Final
 
 from netsession.decoy.spec import DecoySpec
 from netsession.records import SESS_GUEST
-from netsession.table import Session, SessionTable, unc_client_name
+from netsession.table import STYPE_IPC, Session, SessionTable, unc_client_name
+from netsession.wire.srvsvc import STYPE_DISKTREE
 
 __all__ = ["Decoy", "DecoySet"]
 
@@ -85,6 +86,11 @@ class Decoy:
         return out
 
 
+_FILE_NAMES: Final = (
+    "Documents\\Q3 forecast.xlsx", "Documents\\budget 2026.xlsx", "Desktop\\notes.txt",
+    "Documents\\contract draft v4.docx", "Downloads\\invoice-3318.pdf", "Documents\\passwords.kdbx",
+    "Documents\\org chart.pptx", "AppData\\Roaming\\Microsoft\\Signatures\\default.htm",
+)
 _SPEAK: Final = 0
 _RESPAWN: Final = 1
 
@@ -242,10 +248,26 @@ class DecoySet:
             transport=spec.transport, on_close=lambda row: self._deleted(decoy, row), synthetic=True,
             created_at=created,
         )
-        row.num_opens = spec.opens
+        self._connect(decoy, row)
         row.last_active_at = last
         decoy.row = row
         self._schedule_speak(decoy, last)
+
+    def _connect(self, decoy: Decoy, row: Session) -> None:
+        """The decoy's tree connect and its opens: plausible files on that share (NetrFileEnum lists
+        them, NetrFileClose closes them like any other)."""
+        spec = decoy.spec
+        share = spec.share or ("Users" if spec.opens else "IPC$")
+        is_ipc = share.upper() == "IPC$"
+        tree = row.tree_connect(share, STYPE_IPC if is_ipc else STYPE_DISKTREE)
+        user = spec.user.split("\\")[-1].rstrip("$")
+        for i in range(spec.opens):
+            if is_ipc:
+                path = "\\PIPE\\" + ("srvsvc", "wkssvc", "lsarpc", "samr")[i % 4]
+            else:
+                name = decoy.rng.choice(_FILE_NAMES)
+                path = f"C:\\Shares\\{share}\\{user}\\{name}" + (f" ({i})" if i >= len(_FILE_NAMES) else "")
+            row.open(path, tree=tree)
 
     def _deleted(self, decoy: Decoy, row: Session) -> None:
         """NetrSessionDel took this decoy's row (it is already out of the table)."""

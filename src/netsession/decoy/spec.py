@@ -13,12 +13,13 @@ from an SMB session. TOML (``[[session]]`` tables) or JSON (``{"sessions": [...]
     jitter = 0.5                  # each gap is speak_every x (1 +/- jitter) (default 0.5)
     respawn = "10m"               # after NetrSessionDel it comes back this much later (default: never)
 
-Other keys: ``guest`` (bool), ``transport`` (default ``\Device\NetbiosSmb``), ``client_type`` (default
-empty, as SMB2 clients show), ``idle`` (idle time at start; default a random part of one gap),
-``activity`` (a preset for speak_every/jitter: ``interactive`` 60 s, ``drive`` 600 s, ``service`` 15 s,
-``silent`` never). Durations are seconds (a number) or ``"1d2h3m4s"``-style strings. Unknown keys,
-wrong types and out-of-range values are refused with the file, the line and the reason
-(:class:`SpecError`).
+Other keys: ``share`` (what its tree connect is to: default ``IPC$``, or ``Users`` when it holds
+opens, which are then files there, listed by NetrFileEnum like any other), ``guest`` (bool),
+``transport`` (default ``\Device\NetbiosSmb``), ``client_type`` (default empty, as SMB2 clients
+show), ``idle`` (idle time at start; default a random part of one gap), ``activity`` (a preset for
+speak_every and jitter: ``interactive`` 60 s, ``drive`` 600 s, ``service`` 15 s, ``silent`` never).
+Durations are seconds (a number) or ``"1d2h3m4s"``-style strings. Unknown keys, wrong types and
+out-of-range values are refused with the file, the line and the reason (:class:`SpecError`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ MAX_SESSIONS: Final = 1_000_000
 MAX_FILE_BYTES: Final = 64 << 20
 _KEYS: Final = frozenset((
     "client", "user", "guest", "opens", "transport", "client_type", "age", "idle", "speak_every", "jitter",
-    "respawn", "activity",
+    "respawn", "activity", "share",
 ))
 _NUM = r"(\d+(?:\.\d+)?)"
 _DURATION = re.compile(rf"(?:{_NUM}d)?(?:{_NUM}h)?(?:{_NUM}m)?(?:{_NUM}s?)?")
@@ -92,6 +93,7 @@ class DecoySpec:
     speak_every: float = DEFAULT_SPEAK_EVERY  # 0: never speaks
     jitter: float = DEFAULT_JITTER
     respawn: float | None = None
+    share: str | None = None  # the share its tree connect is to (default: IPC$, or Users if it has opens)
 
     def to_json(self) -> dict[str, Any]:
         """The description as a JSON object (what the control channel and ``decoy list`` carry)."""
@@ -104,6 +106,8 @@ class DecoySpec:
             out["idle"] = self.idle
         if self.respawn is not None:
             out["respawn"] = self.respawn
+        if self.share is not None:
+            out["share"] = self.share
         return out
 
 
@@ -195,6 +199,7 @@ def parse_spec(obj: object) -> DecoySpec:
         client=client, user=user, guest=guest, opens=opens,
         transport=_text(obj, "transport", DEFAULT_TRANSPORT), client_type=_text(obj, "client_type", ""),
         age=age, idle=idle, speak_every=speak_every, jitter=jitter, respawn=respawn,
+        share=_text(obj, "share") if "share" in obj else None,
     )
 
 
