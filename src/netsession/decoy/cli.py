@@ -155,24 +155,32 @@ def register(subparsers: Any) -> None:
     )
     commands = decoy.add_subparsers(dest="decoy_command", metavar="{list,add,remove,reload}", required=True)
     listing = commands.add_parser("list", parents=[state], help="the decoys, their times and state")
-    listing.add_argument("--format", choices=["table", "json"], default="table")
+    listing.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     listing.set_defaults(handler=_list)
     add = commands.add_parser("add", parents=[state], help="add a synthetic session now")
     add.add_argument("--client", required=True, help="address or computer name (shown \\\\CLIENT)")
-    add.add_argument("--user", required=True)
-    add.add_argument("--guest", action="store_true")
-    add.add_argument("--opens", type=int, default=0)
-    add.add_argument("--age", type=_duration, help="connected this long already (e.g. 2h)")
-    add.add_argument("--idle", type=_duration, help="idle this long now")
-    add.add_argument("--speak-every", dest="speak_every", type=_duration, help="mean gap between requests")
-    add.add_argument("--jitter", type=float)
-    add.add_argument("--respawn", type=_duration, help="come back this long after NetrSessionDel")
-    add.add_argument("--transport")
-    add.add_argument("--activity", choices=["interactive", "drive", "service", "silent"])
+    add.add_argument("--user", required=True, help="the user name the session shows")
+    add.add_argument("--guest", action="store_true", help="a guest logon (SESS_GUEST)")
+    add.add_argument("--opens", type=int, default=0, metavar="N", help="files it holds open (default 0)")
+    add.add_argument("--age", type=_duration, metavar="DURATION", help="connected this long already (2h)")
+    add.add_argument("--idle", type=_duration, metavar="DURATION", help="idle this long now")
+    add.add_argument(
+        "--speak-every", dest="speak_every", type=_duration, metavar="DURATION",
+        help="mean gap between its requests (idle time resets that often; 0: never)",
+    )
+    add.add_argument("--jitter", type=float, metavar="F", help="each gap is speak-every x (1 +/- F), 0 to 1")
+    add.add_argument(
+        "--respawn", type=_duration, metavar="DURATION", help="come back this long after NetrSessionDel"
+    )
+    add.add_argument("--transport", metavar="NAME", help="sesi502_transport (default \\Device\\NetbiosSmb)")
+    add.add_argument(
+        "--activity", choices=["interactive", "drive", "service", "silent"],
+        help="a preset for --speak-every and --jitter",
+    )
     add.set_defaults(handler=_add)
     remove = commands.add_parser("remove", parents=[state], help="remove decoys (they do not respawn)")
-    remove.add_argument("--client")
-    remove.add_argument("--user")
+    remove.add_argument("--client", help="the decoys of this client (\\\\ optional)")
+    remove.add_argument("--user", help="the decoys of this user")
     remove.set_defaults(handler=_remove)
     reload = commands.add_parser("reload", parents=[state], help="read the --sessions file again (as SIGHUP)")
     reload.set_defaults(handler=_reload)
