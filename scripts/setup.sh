@@ -9,7 +9,11 @@ cd "$(dirname "$0")/.."
 # smbclient for trying the server by hand), and nss_wrapper (test users for a private smbd without
 # touching /etc/passwd), and PostgreSQL (the fleet's history database in the tests).
 # groff-base renders the man page docs/netsession.1 (a test checks it renders cleanly).
-PACKAGES=(samba smbclient samba-common-bin libnss-wrapper groff-base postgresql)
+# Kerberos tests: samba-ad-dc (a private AD DC: its KDC and smbd), krb5-user (kinit/klist), libnss-winbind
+# (the DC's smbd looks its users up through winbind, given by nss_wrapper); libkrb5-dev and gcc build
+# python-gssapi and krb5 (the `kerberos` extra: PyPI has no Linux wheels of them).
+PACKAGES=(samba smbclient samba-common-bin libnss-wrapper groff-base postgresql
+          samba-ad-dc krb5-user libnss-winbind libkrb5-dev gcc)
 
 # Another apt or dpkg may be running (unattended-upgrades, a second setup): wait for its lock instead of
 # failing. apt-get waits for the dpkg lock itself (DPkg::Lock::Timeout); `apt-get update`'s lists lock
@@ -65,14 +69,14 @@ fi
 stamp=.venv/.netsession-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "setup: pip install -e '.[test]' into .venv (netsession and its dependencies; about a minute" \
-        "the first time)" >&2
+    echo "setup: pip install -e '.[test,kerberos]' into .venv (netsession and its dependencies; a few" \
+        "minutes the first time: python-gssapi and krb5 are built from source)" >&2
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
     # pip's own lines, less the "already satisfied" ones: what it downloads and installs.
-    .venv/bin/python -m pip install --progress-bar off -e ".[test]" 2>&1 \
+    .venv/bin/python -m pip install --progress-bar off -e ".[test,kerberos]" 2>&1 \
         | { grep --line-buffered -v -e "^Requirement already satisfied" -e "^WARNING" -e "^$" || true; } \
         | sed -u 's/^/  pip: /' >&2
-    .venv/bin/python -c "import netsession, impacket, smbprotocol, spnego, hypothesis, pytest_timeout" >/dev/null
+    .venv/bin/python -c "import netsession, impacket, smbprotocol, spnego, gssapi, krb5, hypothesis, pytest_timeout" >/dev/null
     echo "$want" > "$stamp"
 fi
 echo "setup: ready (.venv/bin/netsession)" >&2

@@ -9,7 +9,7 @@ r"""The ``netsession`` command: what ``net session`` does on Windows, from any O
 SERVER is ``\\name``, ``name``, an address, ``[v6]``, optionally with ``:port``; ``.`` (or no SERVER for
 ``list``) is the local computer's netsession server. Connection options on every subcommand: ``-U
 [DOMAIN/]USER[%PASSWORD]`` (Samba's convention; the password is asked for on a terminal when left out),
-``--password-stdin``, ``--pw-nt-hash``, ``--port``, ``--encrypt``, ``--kerberos``; without ``-U`` the
+``--password-stdin``, ``--pw-nt-hash``, ``--port``, ``--encrypt``, ``-k``/``--kerberos``; without ``-U`` the
 NETSESSION_* environment variables apply (see :mod:`netsession.client.pool`).
 
 Without ``--level``, ``list`` and ``info`` ask for level 2 and step down to 1, then 10, when the server
@@ -176,7 +176,7 @@ def _connection_options() -> argparse.ArgumentParser:
     group.add_argument("--port", type=int, metavar="PORT", help="TCP port of the SMB server (445)")
     group.add_argument("--encrypt", action="store_true", help="require SMB 3 encryption")
     group.add_argument(
-        "--kerberos", action="store_true", help="log on with Kerberos only (a ticket from kinit)"
+        "-k", "--kerberos", action="store_true", help="log on with Kerberos only (a ticket from kinit)"
     )
     return parent
 

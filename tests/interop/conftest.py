@@ -5,11 +5,15 @@ test held open."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from ad_dc import ActiveDirectoryDC, gssapi_missing, running_ad_dc
+from ad_dc import missing_prerequisites as ad_dc_prerequisites
 from samba import SambaServer, missing_prerequisites, running_samba
 
 from netsession.client import smb as smb_module
@@ -80,3 +84,19 @@ def small_pipe_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(SmbPipeTransport, "read", read)
     return reads
+
+
+@pytest.fixture(scope="session")
+def ad_dc() -> Iterator[ActiveDirectoryDC]:
+    """A private Samba AD DC (KDC and smbd on loopback, see ``ad_dc.py``) for the whole run, with TGTs for
+    its users ``nsadmin`` (Domain Admins) and ``alice`` in credential caches of their own."""
+    if shutil.which("samba-tool") is None or not Path("/usr/sbin/samba").exists():
+        pytest.skip("Samba's AD DC is not installed (apt-get install samba-ad-dc krb5-user)")
+    reason = ad_dc_prerequisites() or gssapi_missing()
+    if reason is not None:
+        # CI installs everything (scripts/setup.sh): there, a missing piece is a failure.
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"cannot run the Kerberos tests: {reason}")
+    with running_ad_dc() as dc:
+        for user in dc.users.values():
+            dc.kinit(user)
+        yield dc
