@@ -312,7 +312,7 @@ class Opened:
 
 def _holder(conn: Any, host: str, port: int, user: str, password: str) -> None:
     """A worker process holding sessions: "open k" opens k more, "close" drops them all, "exit" ends."""
-    from _lean_smb import logon
+    from _smb import logon
 
     raise_nofile()
     held: list[Any] = []

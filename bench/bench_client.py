@@ -8,7 +8,7 @@ two minutes:
 
 The server: ``netsession serve --listen 127.0.0.1:PORT --state-dir TMP --idle-timeout 0`` with one
 account (``netsession user add nsbench --group Administrators --password-stdin``). Client processes
-(bench/_peers.py SessionHolders over bench/_lean_smb.py: NEGOTIATE 3.1.1 + SPNEGO/NTLMv2, signed) log on
+(bench/_peers.py SessionHolders over bench/_smb.py: NEGOTIATE 3.1.1 + SPNEGO/NTLMv2, signed) log on
 as that same account and hold N - 1 sessions; the client being measured has the N-th. Every client asks
 the same thing: NetrSessionEnum level 10, ClientName ``\\127.0.0.1``, UserName ``nsbench``,
 MAX_PREFERRED_LENGTH. The filters are there because rpcclient's ``netsessenum [client] [user] [level]``
@@ -40,7 +40,7 @@ Two ways, each a row:
         its srvsvc pipe open across commands) minus one running it once: per call =
         (T(K) - T(1)) / (K - 1), T the best of --rpcclient-runs runs, K = --rpcclient-calls + 1. Only
         that mean is known, so its median and best columns are the same number.
-Two rows that are not clients show where the time goes: "floor", the same call over bench/_lean_smb.py's
+Two rows that are not clients show where the time goes: "floor", the same call over bench/_smb.py's
 bare Python SMB client, no decoding (the server's work, the wire, and little more); and "decode",
 netsession's ``NetrSessionEnumResponse.decode`` of that stub alone.
 
@@ -120,8 +120,8 @@ from pathlib import Path
 from typing import Any
 
 import _peers
-from _lean_smb import SrvsvcPipe, open_srvsvc
 from _peers import HOST, session_holders
+from _smb import SrvsvcPipe, open_srvsvc
 
 from netsession.client.rpc import SrvsvcClient
 from netsession.client.transport import SmbPipeTransport
@@ -362,7 +362,7 @@ def srvsvc_call(client: SrvsvcClient) -> Pairs:
 
 
 def floor_rows(n: int, port: int, meter: Meter, calls: int) -> list[Row]:
-    """The same call over bench/_lean_smb.py with no decoding, and netsession's decoding of its stub."""
+    """The same call over bench/_smb.py with no decoding, and netsession's decoding of its stub."""
     request = NetrSessionEnumRequest(None, CLIENT, USER, LEVEL, MAX_PREFERRED_LENGTH, 0).encode()
     pipe: SrvsvcPipe = open_srvsvc(HOST, port, USER, PASSWORD)
     try:

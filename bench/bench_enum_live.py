@@ -6,7 +6,7 @@ Run by hand (not a test), as root (smbd switches uids); about 1 minute with the 
 
 netsession: client processes (bench/_peers.py SessionHolders) open and hold sessions, growing the table
 to each size in turn; an administrator, its \\PIPE\\srvsvc already open and bound (netsession's
-ClientAssociation + srvsvc codecs over bench/_lean_smb.py's signed SMB 3.1.1), then calls NetrSessionEnum
+ClientAssociation + srvsvc codecs over bench/_smb.py's signed SMB 3.1.1), then calls NetrSessionEnum
 level 502 with MAX_PREFERRED_LENGTH --calls times. A call is timed from the request going out to the last
 response fragment in (FSCTL_PIPE_TRANSCEIVE, then a READ per further fragment: the pipe is in message
 mode and each fragment is a message); the table gives the median and the best call, the server's CPU per
@@ -52,8 +52,8 @@ import time
 from collections.abc import Callable
 
 import _peers
-from _lean_smb import SrvsvcPipe, open_srvsvc
 from _peers import ADMIN, HOST, USER, cpu_seconds, print_table, session_holders, smbd_children, wait_until
+from _smb import SrvsvcPipe, open_srvsvc
 
 from netsession.wire.srvsvc import NetrSessionEnumResponse
 

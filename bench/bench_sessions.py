@@ -6,7 +6,7 @@ Run by hand (not a test), as root (smbd switches uids); about 2 minutes:
 netsession: one server process (bench/_peers.py serve: the objects `netsession serve` builds, log level
 info, to a file). After a warm-up logon, PSS and RSS of the server process (/proc/PID/smaps_rollup) are
 taken; --workers client processes then open N authenticated sessions — each its own TCP connection,
-NEGOTIATE 3.1.1 + SPNEGO/NTLMv2 SESSION_SETUP with signing (bench/_lean_smb.py) — and hold them. Memory is
+NEGOTIATE 3.1.1 + SPNEGO/NTLMv2 SESSION_SETUP with signing (bench/_smb.py) — and hold them. Memory is
 taken again, and an administrator's NetrSessionEnum (level 10 over \\PIPE\\srvsvc) confirms that the table
 holds the N sessions. Per session = (memory with N - memory before) / N. Then every client connection is
 dropped, and memory is taken a third time: what the process keeps once the sessions are gone (freed
@@ -39,7 +39,6 @@ import sys
 import time
 
 import _peers
-from _lean_smb import logon, open_srvsvc
 from _peers import (
     ADMIN,
     HOST,
@@ -52,6 +51,7 @@ from _peers import (
     smbd_children,
     wait_until,
 )
+from _smb import logon, open_srvsvc
 
 HEADERS = [
     "server", "sessions", "in table", "PSS before", "PSS held", "RSS held", "PSS/session", "RSS/session",

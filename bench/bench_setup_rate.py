@@ -4,7 +4,7 @@ Run by hand (not a test), as root (smbd switches uids); about 1 minute with the 
     python3 bench/bench_setup_rate.py [--seconds 12] [--workers 1,4] [--servers netsession,smbd]
 
 Each setup is a new TCP connection: NEGOTIATE (3.1.1, preauth SHA-512, signing required), SESSION_SETUP
-in two legs (SPNEGO/NTLMv2 with MIC and mechListMIC), a signed LOGOFF, close — bench/_lean_smb.py, the
+in two legs (SPNEGO/NTLMv2 with MIC and mechListMIC), a signed LOGOFF, close — bench/_smb.py, the
 same code against both servers. Every worker process runs these one after another for --seconds. The
 table gives the setups per second of all workers together; the latency of one setup (median and 99th
 percentile); CPU per setup — the server's (netsession: its process; smbd: the main process and the
@@ -41,8 +41,8 @@ from collections.abc import Callable
 from typing import Any
 
 import _peers
-from _lean_smb import logon
 from _peers import HOST, MB, USER, cpu_seconds, memory, print_table
+from _smb import logon
 
 HEADERS = [
     "server", "workers", "setups", "setups/s", "p50 ms", "p99 ms", "server CPU\nms/setup", "server\nCPU use",

@@ -76,7 +76,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --progress-bar off -e ".[test,kerberos]" 2>&1 \
         | { grep --line-buffered -v -e "^Requirement already satisfied" -e "^WARNING" -e "^$" || true; } \
         | sed -u 's/^/  pip: /' >&2
-    .venv/bin/python -c "import netsession, impacket, smbprotocol, spnego, gssapi, krb5, hypothesis, pytest_timeout" >/dev/null
+    .venv/bin/python -c "import netsession, netsession.aio, impacket, smbprotocol, spnego, gssapi, krb5, hypothesis, pytest_timeout" >/dev/null
+    # The client runs on netsession's own SMB2/3 engine: importing it must not pull smbprotocol in.
+    .venv/bin/python -c "import sys, netsession.aio, netsession.cli; assert 'smbprotocol' not in sys.modules" >/dev/null
     echo "$want" > "$stamp"
 fi
 echo "setup: ready (.venv/bin/netsession)" >&2
