@@ -30,6 +30,7 @@ from netsession.wire.dcerpc import (
     BindTimeFeatures,
     Bound,
     CallOrphaned,
+    CallRejected,
     ClientAssociation,
     CoCancel,
     ContextElement,
@@ -651,7 +652,9 @@ def test_request_received_event_carries_call_context_opnum_interface_stub() -> N
 
 def test_unknown_opnum_faults_nca_s_op_rng_error() -> None:
     server = bound_server()
-    assert server.receive_data(request_bytes(2, 54, b"x")) == []
+    assert server.receive_data(request_bytes(2, 54, b"x")) == [
+        CallRejected(2, 0, 54, FaultStatus.NCA_S_OP_RNG_ERROR)
+    ]
     fault = only_fault(replies(server))
     assert (fault.call_id, fault.status, fault.context_id) == (2, FaultStatus.NCA_S_OP_RNG_ERROR, 0)
     assert fault.pfc_flags == FIRST_LAST | PfcFlags.DID_NOT_EXECUTE
@@ -662,7 +665,9 @@ def test_unknown_opnum_faults_nca_s_op_rng_error() -> None:
 
 def test_unknown_context_id_faults_nca_s_unknown_if_and_stays_alive() -> None:
     server = bound_server()
-    assert server.receive_data(request_bytes(2, 12, b"x", context_id=9)) == []
+    assert server.receive_data(request_bytes(2, 12, b"x", context_id=9)) == [
+        CallRejected(2, 9, 12, FaultStatus.NCA_S_UNKNOWN_IF)
+    ]
     fault = only_fault(replies(server))
     assert (fault.status, fault.context_id) == (FaultStatus.NCA_S_UNKNOWN_IF, 0)
     assert fault.pfc_flags & PfcFlags.DID_NOT_EXECUTE
@@ -1232,7 +1237,7 @@ def test_client_and_server_in_memory() -> None:
     assert exchange(server, client) == [ResponseReceived(call_id, big_out)]
 
     call_id = client.request(60, b"")
-    assert exchange(client, server) == []
+    assert exchange(client, server) == [CallRejected(call_id, 1, 60, FaultStatus.NCA_S_OP_RNG_ERROR)]
     assert exchange(server, client) == [FaultReceived(call_id, FaultStatus.NCA_S_OP_RNG_ERROR, True)]
 
     call_id = client.request(13, b"del")

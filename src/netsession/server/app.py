@@ -23,12 +23,16 @@ from typing import Any, Protocol
 from netsession.groups import ADMINISTRATORS, USERS
 from netsession.records import SESS_GUEST
 from netsession.server.accounts import AccountStore
+from netsession.server.audit import AuditTrail, LogonEvent, LogSink
 from netsession.server.pipes import RpcEndpoint, RpcPipe
 from netsession.server.srvsvc import CallContext, ServerIdentity, SessionPersonality, SrvsvcService
+from netsession.server.throttle import LogonThrottle, ThrottleSettings
 from netsession.table import STYPE_IPC, AccessPolicy, Caller, OpenRow, SessionTable, TreeConnectRow
 from netsession.table import Session as TableRow
 from netsession.wire.smb2.auth import Identity, NtlmAuthenticator
 from netsession.wire.smb2.connection import ServerConfig, ServerConnection, Session
+from netsession.wire.smb2.constants import NtStatus
+from netsession.wire.smb2.logons import LogonAttempt
 from netsession.wire.smb2.state import Open, TreeConnect
 from netsession.wire.srvsvc import SRVSVC_PIPE
 
@@ -53,6 +57,32 @@ class ServerOptions:
     encrypt_data: bool = False
     max_connections: int = 16384
     idle_timeout: float = 900.0  # seconds without a byte before a connection is dropped (Windows: 15 min)
+    # Seconds an unauthenticated connection has to finish NEGOTIATE and its first logon (see listener).
+    logon_timeout: float = 30.0
+    # Connections on the local Unix socket, in all and per uid (other than root and the server's own).
+    max_local_connections: int = 256
+    max_local_connections_per_uid: int = 16
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    # What all the pipes of one account may hold of unread replies, across its sessions and connections.
+    max_unread_per_account: int = 64 << 20
+
+
+def _status_name(status: int) -> str:
+    try:
+        return NtStatus(status).name
+    except ValueError:
+        return f"0x{status:08X}"
+
+
+class UnreadBudget:
+    """Unread pipe output shared by every pipe of one account (``used`` bytes of ``limit``)."""
+
+    __slots__ = ("limit", "pipes", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.pipes = 0
 
 
 class Extension(Protocol):
@@ -80,17 +110,25 @@ class NetsessionServer:
         accounts: AccountStore,
         *,
         clock: Callable[[], float] = time.monotonic,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.options = options
         self.accounts = accounts
+        self.audit = audit if audit is not None else AuditTrail([LogSink()])
         self.table = SessionTable(options.policy, clock=clock)
-        self.service = SrvsvcService(self.table, ServerIdentity(options.name))
+        self.service = SrvsvcService(self.table, ServerIdentity(options.name), audit=self.audit)
+        self.throttle = LogonThrottle(options.throttle, clock=clock)
         self.authenticator = NtlmAuthenticator(
             accounts, server_name=options.name, entropy=os.urandom, clock=time.time,
             # Issue and Windows alike: guest and anonymous (null session) logons together, or neither.
             allow_guest=options.allow_guest,
             allow_anonymous=options.allow_guest,
+            locked_out=self.throttle.locked_out,
         )
+        # Established SMB sessions by SessionId, for PreviousSessionId (MS-SMB2 §3.3.5.5.3).
+        self.sessions: dict[int, Session] = {}
+        # Unread pipe output per account (casefolded user name): one budget across all its pipes.
+        self._unread: dict[str, UnreadBudget] = {}
         self.smb_config = ServerConfig(
             require_signing=options.require_signing, encrypt_data=options.encrypt_data
         )
@@ -106,7 +144,8 @@ class NetsessionServer:
 
     def new_connection(self, client_address: str, *, listener: str = "") -> ServerConnection:
         conn = ServerConnection(
-            self.smb_config, self.authenticator, self, client_address=client_address, clock=filetime_now
+            self.smb_config, self.authenticator, self, client_address=client_address, clock=filetime_now,
+            logons=self,
         )
         if listener:
             self._listener_of[conn] = listener
@@ -119,6 +158,56 @@ class NetsessionServer:
             return (row,)
         peers: list[Any] = [s.owner for s in session.connection.sessions.values() if s.owner is not None]
         return peers or (row,)
+
+    # -- LogonPolicy (netsession.wire.smb2.logons) --------------------------------------------------------
+
+    def admission_delay(self, connection: ServerConnection) -> float:
+        return self.throttle.admission_delay(connection.client_address)
+
+    def logon_finished(
+        self, connection: ServerConnection, attempt: LogonAttempt, session: Session | None
+    ) -> float:
+        identity = attempt.identity
+        delay = 0.0
+        if attempt.success:
+            if identity is not None and not (identity.is_guest or identity.is_anonymous):
+                self.throttle.succeeded(identity.user)
+            if attempt.previous_session_id and session is not None:
+                self._end_previous(attempt.previous_session_id, session)
+        else:
+            locked = attempt.status == NtStatus.STATUS_ACCOUNT_LOCKED_OUT
+            delay = self.throttle.failed(attempt.client_address, attempt.user, count_for_account=not locked)
+        self.audit.emit(
+            LogonEvent(
+                client_address=attempt.client_address,
+                success=attempt.success,
+                status=_status_name(attempt.status),
+                user=attempt.user,
+                domain=attempt.domain,
+                workstation=attempt.workstation,
+                account=identity.user if identity is not None else "",
+                session_id=attempt.session_id,
+                reauthentication=attempt.reauthentication,
+                guest=bool(identity and identity.is_guest),
+                anonymous=bool(identity and identity.is_anonymous),
+                reason=attempt.reason,
+                delay=delay,
+            )
+        )
+        return delay
+
+    def _end_previous(self, previous_id: int, session: Session) -> None:
+        """MS-SMB2 §3.3.5.5.3: PreviousSessionId names the session a reconnecting client had; if it is the
+        same user's, it is torn down (its opens closed, its row gone)."""
+        old = self.sessions.get(previous_id)
+        if old is None or old is session or old.identity is None or session.identity is None:
+            return
+        if old.identity.user.casefold() != session.identity.user.casefold():
+            return
+        log.info("session %#x replaced by %#x (PreviousSessionId)", previous_id, session.session_id)
+        old.connection.close_session(previous_id)
+        if old.connection is not session.connection:
+            self.on_connection_changed(old.connection)
 
     # -- Backend -------------------------------------------------------------------------------------
 
@@ -133,6 +222,7 @@ class NetsessionServer:
             on_close=lambda row: self._end_deleted(session),
         )
         self._smb_sessions[session.owner.session_id] = session
+        self.sessions[session.session_id] = session
         log.info(
             "session %#x established: %s from %s", session.session_id, identity.principal or "(anonymous)",
             session.client_address,
@@ -144,6 +234,8 @@ class NetsessionServer:
             row.touch()
 
     def session_ended(self, session: Session) -> None:
+        if self.sessions.get(session.session_id) is session:
+            del self.sessions[session.session_id]
         row: TableRow | None = session.owner
         if row is not None:
             row.remove()
@@ -161,7 +253,18 @@ class NetsessionServer:
             caller_of(session.identity), session.client_address,
             self.personalities.get(listener, self.default_personality), listener,
         )
-        return RpcPipe(RpcEndpoint(self.service, context), on_close=lambda: None)
+        key = session.identity.user.casefold()
+        budget = self._unread.get(key)
+        if budget is None:
+            budget = self._unread[key] = UnreadBudget(self.options.max_unread_per_account)
+
+        def closed() -> None:
+            budget.pipes -= 1
+            if not budget.pipes and self._unread.get(key) is budget:
+                del self._unread[key]
+
+        budget.pipes += 1
+        return RpcPipe(RpcEndpoint(self.service, context), on_close=closed, budget=budget)
 
     def tree_connected(self, session: Session, tree: TreeConnect) -> None:
         row: TableRow | None = session.owner

@@ -128,8 +128,10 @@ def _user_list(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from netsession.decoy import cli as decoy_cli
     from netsession.decoy.control import CONTROL_SOCKET_NAME
-    from netsession.server.app import NetsessionServer, ServerOptions
-    from netsession.server.listener import DEFAULT_LISTEN, parse_listen, serve
+    from netsession.server.audit import AuditTrail, JsonLinesSink, LogSink
+    from netsession.server.listener import DEFAULT_LISTEN, parse_listen
+    from netsession.server.statelock import StateDirLocked, StateLock
+    from netsession.server.throttle import parse_lockout
 
     control = None if args.no_local_socket else _state_dir(args) / CONTROL_SOCKET_NAME
     try:
@@ -140,15 +142,49 @@ def _serve(args: argparse.Namespace) -> int:
         listen = [parse_listen(value) for value in addresses]
     except ValueError as exc:
         raise CommandError(f"--listen: {exc}") from None
+    lockout = (0, 0.0)
+    if args.lockout:
+        try:
+            lockout = parse_lockout(args.lockout)
+        except ValueError as exc:
+            raise CommandError(f"--lockout: {exc}") from None
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    audit = AuditTrail([LogSink()])
     if args.audit_log:
-        handler = logging.FileHandler(args.audit_log)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logging.getLogger("netsession.audit").addHandler(handler)
+        try:
+            audit.add_sink(JsonLinesSink(args.audit_log))
+        except OSError as exc:
+            raise CommandError(f"--audit-log: cannot open {args.audit_log}: {exc.strerror or exc}") from None
+    directory = _state_dir(args)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise CommandError(f"cannot create the state directory {directory}: {exc.strerror or exc}") from None
+    lock = StateLock(directory, "listening on " + ", ".join(addresses))
+    try:
+        lock.acquire()
+    except StateDirLocked as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot lock the state directory {directory}: {exc.strerror or exc}") from None
+    try:
+        return _serve_locked(args, listen, lab, audit, lockout)
+    finally:
+        lock.release()
+        audit.close()
+
+
+def _serve_locked(
+    args: argparse.Namespace, listen: Any, lab: Any, audit: Any, lockout: tuple[int, float]
+) -> int:
+    from netsession.server.app import NetsessionServer, ServerOptions
+    from netsession.server.listener import serve
+    from netsession.server.throttle import ThrottleSettings
+
     store = _open_store(args, create=True)
     if not store.list_users():
         logging.getLogger("netsession.server").warning(
@@ -160,10 +196,15 @@ def _serve(args: argparse.Namespace) -> int:
         encrypt_data=args.encrypt,
         max_connections=args.max_connections,
         idle_timeout=args.idle_timeout,
+        logon_timeout=args.logon_timeout,
+        max_local_connections=args.max_local_connections,
+        throttle=ThrottleSettings(
+            delay=args.logon_failure_delay, lockout_threshold=lockout[0], lockout_window=lockout[1] or 600.0
+        ),
     )
     if args.name:
         options.name = args.name.upper()
-    server = NetsessionServer(options, store)
+    server = NetsessionServer(options, store, audit=audit)
     lab.install(server)
     local = None if args.no_local_socket else _state_dir(args) / SRVSVC_SOCKET_NAME
     try:
@@ -211,7 +252,30 @@ def register(subparsers: Any) -> None:
         help="drop a connection silent this long (default 900; 0 = never)",
     )
     serve.add_argument("--no-local-socket", action="store_true", help="do not serve the local Unix socket")
-    serve.add_argument("--audit-log", metavar="FILE", help="also append the srvsvc audit trail to FILE")
+    serve.add_argument(
+        "--logon-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="drop a connection that has not logged on this long after connecting (default 30; 0 = never)",
+    )
+    serve.add_argument(
+        "--max-local-connections", type=int, default=256, metavar="N",
+        help="connections on the local socket (default 256; 16 per uid but root's and the server's own)",
+    )
+    serve.add_argument(
+        "--logon-failure-delay", type=float, default=2.0, metavar="SECONDS",
+        help="after 5 failed logons from one address (or for one account) in 10 minutes, answer each "
+        "further failure this late, and check that address's next password no sooner (default 2, as "
+        "Windows Server 2025; 0 = off)",
+    )
+    serve.add_argument(
+        "--lockout", metavar="N/SECONDS",
+        help="lock an account out (STATUS_ACCOUNT_LOCKED_OUT, right password or not) after N failed "
+        "logons within SECONDS, until they age out (default: no lockout)",
+    )
+    serve.add_argument(
+        "--audit-log", metavar="FILE",
+        help="append the audit trail (every logon, success or failure, and every srvsvc call) to FILE as "
+        "JSON lines, whatever --log-level says",
+    )
     serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"],
         help="the least severe log messages shown on stderr (default %(default)s; the audit trail is info)",

@@ -12,10 +12,17 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from netsession.server.srvsvc import CallContext, SrvsvcService
-from netsession.wire.dcerpc import DceRpcError, Interface, RequestReceived, ServerAssociation, SyntaxId
+from netsession.wire.dcerpc import (
+    CallRejected,
+    DceRpcError,
+    Interface,
+    RequestReceived,
+    ServerAssociation,
+    SyntaxId,
+)
 from netsession.wire.smb2.state import PipeBusy
 from netsession.wire.srvsvc import SRVSVC_UUID, SRVSVC_VERSION
 
@@ -56,7 +63,16 @@ class RpcEndpoint:
                     self.association.fault(event.call_id, reply.fault)
                 else:
                     self.association.respond(event.call_id, reply.stub)
+            elif isinstance(event, CallRejected):
+                self.service.rejected(self.context, event.opnum, event.status)
         return self.association.data_to_send()
+
+
+class Budget(Protocol):
+    """Unread bytes shared by several pipes (one account's, see NetsessionServer.open_pipe)."""
+
+    limit: int
+    used: int
 
 
 class RpcPipe:
@@ -68,20 +84,30 @@ class RpcPipe:
     the largest answers (100,000 sessions at level 502 take 17 MB)."""
 
     def __init__(
-        self, endpoint: RpcEndpoint, on_close: Callable[[], None], *, max_unread: int = MAX_UNREAD
+        self,
+        endpoint: RpcEndpoint,
+        on_close: Callable[[], None],
+        *,
+        max_unread: int = MAX_UNREAD,
+        budget: Budget | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._messages: deque[memoryview] = deque()
         self._unread = 0
         self._max_unread = max_unread
+        self._budget = budget
         self._on_close: Callable[[], None] | None = on_close
 
     def write(self, data: bytes) -> None:
         if self._unread > self._max_unread:
             raise PipeBusy(f"{self._unread} bytes unread")
+        if self._budget is not None and self._budget.used > self._budget.limit:
+            raise PipeBusy(f"{self._budget.used} bytes unread on all of this account's pipes")
         for pdu in self._endpoint.receive(data):
             self._messages.append(memoryview(pdu))
             self._unread += len(pdu)
+            if self._budget is not None:
+                self._budget.used += len(pdu)
 
     def read(self, max_length: int) -> tuple[bytes, int]:
         """Up to ``max_length`` bytes of the first pending message and how much of it is left. Replies
@@ -95,9 +121,15 @@ class RpcPipe:
         else:
             self._messages.popleft()
         self._unread -= len(chunk)
+        if self._budget is not None:
+            self._budget.used -= len(chunk)
         return bytes(chunk), len(rest)
 
     def close(self) -> None:
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
+            # What was never read stops counting against the account (it stays readable, see read()).
+            if self._budget is not None:
+                self._budget.used -= self._unread
+                self._budget = None
             on_close()

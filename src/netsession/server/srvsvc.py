@@ -2,10 +2,11 @@
 
 One :class:`SrvsvcService` per server; every pipe association hands it the calls it receives, with the
 identity of the SMB session the pipe was opened on (:class:`CallContext`), so the session table's access
-rules see the real caller. Each call leaves one line in the ``netsession.audit`` log: who looked at or
-ended sessions, from where, at which level, with what result.
+rules see the real caller. Each call is one :class:`~netsession.server.audit.SrvsvcCallEvent` on the
+server's audit trail (whatever the log level): who looked at or ended sessions, from where, at which
+level, with what result — unknown opnums included (:meth:`SrvsvcService.rejected`).
 
-No I/O and no clock of its own (the table has the clock; the log handler stamps the time).
+No I/O and no clock of its own (the table has the clock; the audit trail stamps the time).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
@@ -23,6 +24,7 @@ from netsession.errors import (
     NERR_Success,
     status_name,
 )
+from netsession.server.audit import AuditTrail, LogSink, SrvsvcCallEvent
 from netsession.table import Caller, DeleteResult, EnumResult, ListResult, SessionCloseError, SessionTable
 from netsession.table import Session as TableRow
 from netsession.wire.ndr import NdrError
@@ -150,7 +152,12 @@ class SrvsvcService:
     """
 
     def __init__(
-        self, table: SessionTable, identity: ServerIdentity, shares: Sequence[Share] = (IPC_SHARE,)
+        self,
+        table: SessionTable,
+        identity: ServerIdentity,
+        shares: Sequence[Share] = (IPC_SHARE,),
+        *,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.table = table
         self.identity = identity
@@ -160,6 +167,9 @@ class SrvsvcService:
         # The rows that go with a row when its whole client is torn down (Samba ends the client's process:
         # every session of that connection). The server that owns the connections sets it.
         self.peers_of: Callable[[TableRow], Sequence[TableRow]] = lambda row: (row,)
+        self.audit = audit if audit is not None else AuditTrail([LogSink()])
+        # What the running call's handler found out for the audit event (targets, counts).
+        self._facts: dict[str, Any] = {}
         self._handlers: dict[int, Callable[[CallContext, bytes], tuple[Reply, int | None, int | str]]] = {
             Opnum.NetrConnectionEnum: self._connection_enum,
             Opnum.NetrFileEnum: self._file_enum,
@@ -180,6 +190,7 @@ class SrvsvcService:
 
     def call(self, ctx: CallContext, opnum: int, stub: bytes) -> Reply:
         """Run one call and log it."""
+        self._facts = {}
         for hook in self.before_call:
             hook()
         handler = self._handlers.get(opnum)
@@ -195,6 +206,12 @@ class SrvsvcService:
         self._audit(ctx, opnum, level, result, reply)
         return reply
 
+    def rejected(self, ctx: CallContext, opnum: int, fault: int) -> None:
+        """The RPC layer faulted a call before it reached us (an opnum outside the interface, an unknown
+        presentation context): audited like any other call."""
+        self._facts = {}
+        self._audit(ctx, opnum, None, fault, Reply(fault=fault))
+
     def _audit(
         self, ctx: CallContext, opnum: int, level: int | None, result: int | str, reply: Reply
     ) -> None:
@@ -207,20 +224,20 @@ class SrvsvcService:
             if reply.fault is not None
             else (status_name(result) if isinstance(result, int) else result)
         )
-        audit_log.info(
-            "caller=%s client=%s operation=%s level=%s result=%s",
-            ctx.caller.user or "(anonymous)",
-            ctx.client_address,
-            operation,
-            "-" if level is None else level,
-            outcome,
-            extra={
-                "caller": ctx.caller.user,
-                "client_address": ctx.client_address,
-                "operation": operation,
-                "level": level,
-                "result": outcome,
-            },
+        status = self._facts.pop("status", result if isinstance(result, int) else None)
+        self.audit.emit(
+            SrvsvcCallEvent(
+                client_address=ctx.client_address,
+                caller=ctx.caller.user,
+                operation=operation,
+                opnum=opnum,
+                level=level,
+                status=None if reply.fault is not None or status is None else status_name(status),
+                fault=reply.fault,
+                result=outcome,
+                listener=ctx.listener,
+                **self._facts,
+            )
         )
 
     # -- the operations ----------------------------------------------------------------------------
@@ -235,8 +252,10 @@ class SrvsvcService:
                 ctx.caller, req.client_name, req.user_name, req.level, req.preferred_max_length,
                 req.resume_handle,
             )
+        self._facts = {"client_name": req.client_name, "user_name": req.user_name}
         if r.fault is not None:
             return Reply(fault=r.fault), req.level, r.status
+        self._facts.update(entries=len(r.entries), total_entries=r.total_entries, status=r.status)
         resp = NetrSessionEnumResponse(r.level, list(r.entries), r.total_entries, r.resume_handle, r.status)
         detail: int | str = r.status
         if r.status in (NERR_Success, ERROR_MORE_DATA):
@@ -254,6 +273,10 @@ class SrvsvcService:
         except SessionCloseError as exc:
             audit_log.error("closing deleted sessions failed: %r", exc.exceptions)
             r = exc.result
+        self._facts = {
+            "client_name": req.client_name, "user_name": req.user_name, "closed": len(r.closed),
+            "status": r.status,
+        }
         detail: int | str = r.status
         if r.status == NERR_Success:
             detail = f"NERR_Success closed={len(r.closed)}"

@@ -166,6 +166,17 @@ class RequestReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class CallRejected:
+    """Server: a request the association answered with a fault itself, without dispatching it (an
+    opnum outside the interface, an unknown presentation context): for the server's audit trail."""
+
+    call_id: int
+    context_id: int
+    opnum: int
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
 class CallOrphaned:
     """Server: the client abandoned a dispatched call; its respond()/fault() will be dropped."""
 
@@ -219,6 +230,7 @@ Event = (
     Bound
     | ContextsAltered
     | RequestReceived
+    | CallRejected
     | CallOrphaned
     | BindAccepted
     | BindRejected
@@ -654,7 +666,7 @@ class ServerAssociation(_Association):
         flags = request.pfc_flags
         call = self._incoming
         if flags & PfcFlags.FIRST_FRAG:
-            call = self._start_call(request)
+            call = self._start_call(request, events)
             if call is None:
                 return
         else:
@@ -697,7 +709,7 @@ class ServerAssociation(_Association):
         else:
             self._incoming = call
 
-    def _start_call(self, request: Request) -> _IncomingCall | None:
+    def _start_call(self, request: Request, events: list[Event]) -> _IncomingCall | None:
         if self._incoming is not None:
             previous = self._incoming
             self._fatal_fault(
@@ -728,9 +740,14 @@ class ServerAssociation(_Association):
         if interface is None:
             # The association survives an unknown context (as on Windows).
             self._queue_fault(request.call_id, FaultStatus.NCA_S_UNKNOWN_IF, 0, True)
+            events.append(
+                CallRejected(request.call_id, request.context_id, request.opnum, FaultStatus.NCA_S_UNKNOWN_IF)
+            )
             return None
         if request.opnum not in interface.opnums:
             self._queue_fault(request.call_id, FaultStatus.NCA_S_OP_RNG_ERROR, request.context_id, True)
+            status = FaultStatus.NCA_S_OP_RNG_ERROR
+            events.append(CallRejected(request.call_id, request.context_id, request.opnum, status))
             return None
         call = _IncomingCall(
             request.call_id, request.context_id, request.opnum, interface, request.object_uuid

@@ -62,6 +62,7 @@ from netsession.wire.spnego import (
 
 __all__ = [
     "GUEST_ACCOUNT_NAME",
+    "AccountLockedOut",
     "AccountLookup",
     "AccountRecord",
     "AuthContext",
@@ -82,15 +83,33 @@ _NTLM_NEGOTIATE = 1
 _NTLM_AUTHENTICATE = 3
 
 
-class AuthenticationFailed(Exception):
-    """The logon is refused. The SMB layer answers STATUS_LOGON_FAILURE (MS-SMB2 3.3.5.5.3).
+# MS-ERREF 2.3.1: the statuses a refused logon is answered with.
+STATUS_LOGON_FAILURE = 0xC000006D
+STATUS_ACCOUNT_LOCKED_OUT = 0xC0000234
 
-    ``reason`` says why, for the server's log only: never send it to the client.
+
+class AuthenticationFailed(Exception):
+    """The logon is refused. The SMB layer answers ``status`` (STATUS_LOGON_FAILURE, MS-SMB2 3.3.5.5.3).
+
+    ``reason`` says why, for the server's audit trail only: never send it to the client. ``user``,
+    ``domain``, ``workstation``: what the client's AUTHENTICATE_MESSAGE claimed, when one arrived.
     """
+
+    status = STATUS_LOGON_FAILURE
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.user = ""
+        self.domain = ""
+        self.workstation = ""
+
+
+class AccountLockedOut(AuthenticationFailed):
+    """The account is locked out (too many failed logons): answered STATUS_ACCOUNT_LOCKED_OUT, as Windows
+    does, whatever the password."""
+
+    status = STATUS_ACCOUNT_LOCKED_OUT
 
 
 @dataclass(frozen=True)
@@ -192,6 +211,7 @@ class NtlmAuthenticator:
         dns_name: str = "",
         allow_guest: bool = False,
         allow_anonymous: bool = False,
+        locked_out: Callable[[str], bool] | None = None,
     ) -> None:
         if not server_name:
             raise ValueError("server_name is required")
@@ -202,6 +222,8 @@ class NtlmAuthenticator:
         self.clock = clock
         self.allow_guest = allow_guest
         self.allow_anonymous = allow_anonymous
+        # Asked with the account name before a password is checked: True refuses with AccountLockedOut.
+        self.locked_out = locked_out
         # MS-SPNG 2.2.1: the server's NegTokenInit2 lists the mechanisms it accepts: NTLM only.
         self._initial_token = encode_neg_token_init2([NTLMSSP_OID])
 
@@ -239,6 +261,7 @@ class NtlmAuthContext:
         self._mech_types_der: bytes | None = None
         self._mic_required = False
         self._result: _Result | None = None
+        self._claimed = ("", "", "")  # user, domain, workstation of the AUTHENTICATE_MESSAGE
 
     # -- results
 
@@ -256,6 +279,11 @@ class NtlmAuthContext:
         return self._done().identity
 
     @property
+    def awaiting_credentials(self) -> bool:
+        """True when the next token should be the AUTHENTICATE_MESSAGE (the leg that checks a password)."""
+        return self._state is _State.WANT_AUTHENTICATE
+
+    @property
     def session_key(self) -> bytes:
         return self._done().session_key
 
@@ -266,15 +294,18 @@ class NtlmAuthContext:
             raise AuthenticationFailed("this logon is already finished")
         try:
             return self._step(bytes(token))
-        except AuthenticationFailed:
-            self._state = _State.FAILED
+        except AuthenticationFailed as e:
+            self._failed(e)
             raise
         except (SpnegoDecodeError, NtlmDecodeError) as e:
-            self._state = _State.FAILED
-            raise AuthenticationFailed(f"malformed token: {e}") from e
+            raise self._failed(AuthenticationFailed(f"malformed token: {e}")) from e
         except NtlmAuthError as e:
-            self._state = _State.FAILED
-            raise AuthenticationFailed(str(e)) from e
+            raise self._failed(AuthenticationFailed(str(e))) from e
+
+    def _failed(self, error: AuthenticationFailed) -> AuthenticationFailed:
+        self._state = _State.FAILED
+        error.user, error.domain, error.workstation = self._claimed
+        return error
 
     def _step(self, token: bytes) -> AuthStep:
         if self._state is _State.START:
@@ -295,6 +326,7 @@ class NtlmAuthContext:
         if ntlm_token is None or message_type(ntlm_token) != _NTLM_AUTHENTICATE:
             raise AuthenticationFailed("expected an NTLM AUTHENTICATE_MESSAGE")
         auth = self._acceptor.authenticate(ntlm_token)
+        self._claimed = (auth.user_name, auth.domain_name, auth.workstation)
         result = self._logon(auth)
         out = self._final_token(result, auth, client_mic) if self._spnego else b""
         self._result = result
@@ -370,6 +402,8 @@ class NtlmAuthContext:
                 raise AuthenticationFailed(f"no account {auth.user_name!r}, and guest logons are off")
             guest = identity(GUEST_ACCOUNT_NAME, server, frozenset({GUESTS}), True, False)
             return _Result(guest, NULL_SESSION_KEY, None)
+        if self._auth.locked_out is not None and self._auth.locked_out(account.name):
+            raise AccountLockedOut(f"account {account.name!r} is locked out")
         groups = frozenset(account.groups)
         is_guest = GUESTS in groups
         if is_guest and not self._auth.allow_guest:

@@ -22,7 +22,7 @@ import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .auth import AuthenticationFailed, Authenticator
@@ -60,6 +60,7 @@ from .crypto import (
 )
 from .header import COMMAND_OFFSET, Smb2Header, TransformHeader
 from .ipc import IpcShare
+from .logons import LogonAttempt, LogonPolicy
 from .messages import (
     EchoResponse,
     ErrorResponse,
@@ -94,6 +95,16 @@ DIALECT_WILDCARD = 0x02FF  # MS-SMB2 §3.3.5.3.1: "SMB 2.???"
 _KNOWN_COMMANDS = frozenset(int(c) for c in Command)
 # Before NEGOTIATE a peer gets no more than this (MS-SMB2 §3.3.5.2: 64 KiB without multi-credit).
 PRE_NEGOTIATE_MAX_MESSAGE = 0x10000
+# Until one of its sessions is established a connection sends only NEGOTIATE and SESSION_SETUP (and
+# ECHO, CANCEL): the largest is a SESSION_SETUP with a GSS token, which Windows caps at MaxTokenSize
+# (48,000 bytes by default, 65,535 at most), plus the 64-byte header, the 24-byte body and the 256 bytes
+# MS-SMB2 §3.3.5.2 allows past a limit. So an unauthenticated connection holds at most ~64 KiB of
+# partial frame, not the 1 MiB a logged-on one may send.
+PRE_LOGON_MAX_MESSAGE = 0x10000 + 256
+# SESSION_SETUPs in progress (SessionId 0 each time, MS-SMB2 §3.3.5.5.1) one connection may hold at once:
+# a client authenticates one session at a time; past this a new one is refused with
+# STATUS_INSUFFICIENT_RESOURCES, one of §3.3.5.5's listed statuses, and nothing is allocated for it.
+MAX_IN_PROGRESS_SESSIONS = 4
 # How many ended encrypted sessions a connection remembers the keys of (see ServerConnection._ended).
 MAX_ENDED_SESSIONS = 8
 # What a client may have outstanding at most, and what a response grants at most.
@@ -138,17 +149,25 @@ class ServerConnection:
         client_address: str = "",
         clock: Callable[[], int],
         random: Callable[[int], bytes] = os.urandom,
+        logons: LogonPolicy | None = None,
     ) -> None:
         self.config = config
         self.authenticator = authenticator
         self.backend = backend
+        self.logons = logons
         self.client_address = client_address
         self._clock = clock  # FILETIME now
         self._random = random
         self._deframer = DirectTcpDeframer(PRE_NEGOTIATE_MAX_MESSAGE)
         self._out = bytearray()
+        # Throttling (see netsession.wire.smb2.logons): while ``wait_seconds`` > 0 the connection processes
+        # nothing; output is held in _held and a message waiting for admission in _parked, until resume().
+        self.wait_seconds = 0.0
+        self._held = bytearray()
+        self._parked: bytes | None = None
         self.closing = False
         self.close_reason = ""
+        self.logged_on = False  # a session was established once (the driver's logon deadline stops)
         self._processing = False  # inside receive_data (a NetrSessionDel may come from our own request)
         # Negotiated state (MS-SMB2 §3.3.1.7).
         self.dialect: int | None = None
@@ -178,16 +197,56 @@ class ServerConnection:
         queued for :meth:`data_to_send`. A protocol violation sets :attr:`closing`."""
         if self.closing:
             return
+        self._deframer.feed(data)
+        self._run()
+
+    def resume(self) -> None:
+        """The driver's timer, ``wait_seconds`` after it was set: send what was held, carry on."""
+        self.wait_seconds = 0.0
+        self._out += self._held
+        self._held = bytearray()
+        if not self.closing:
+            self._run()
+
+    def _run(self) -> None:
+        """Process whole messages, one at a time (each is checked against the size limit in force after
+        the one before: a NEGOTIATE raises it for the rest of the same read), until one must wait."""
         self._processing = True
         try:
-            for message in self._deframer.receive_data(data):
+            while not self.closing and not self.wait_seconds:
+                message, self._parked = self._parked, None
+                if message is None:
+                    message = self._deframer.next_message()
+                    if message is None:
+                        break
+                if self.logons is not None and self._verifies_credentials(message):
+                    wait = self.logons.admission_delay(self)
+                    if wait > 0:
+                        self._parked, self.wait_seconds = message, wait
+                        break
                 self._process_transport_message(message)
-                if self.closing:
-                    break
         except (_Terminate, Smb2DecodeError) as exc:
             self._terminate(str(exc))
         finally:
             self._processing = False
+            self._deframer.release()
+
+    def _verifies_credentials(self, message: bytes) -> bool:
+        """Whether a transport message holds a SESSION_SETUP whose session awaits its credentials."""
+        if message[:4] != SMB2_PROTOCOL_ID:
+            return False  # SMB1 NEGOTIATE; an encrypted message comes from an established session
+        try:
+            parts = split_compound(message)
+        except Smb2DecodeError:
+            return False  # processing refuses it
+        for part in parts:
+            if _command_of(part) != Command.SESSION_SETUP:
+                continue
+            session = self.sessions.get(Smb2Header.decode(part).session_id)
+            if session is not None and session.auth is not None:
+                if getattr(session.auth, "awaiting_credentials", True):
+                    return True
+        return False
 
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
@@ -222,7 +281,7 @@ class ServerConnection:
             self.close_reason = reason
 
     def _send(self, message: bytes) -> None:
-        self._out += frame(message)
+        (self._held if self.wait_seconds else self._out).extend(frame(message))
 
     def _process_transport_message(self, message: bytes) -> None:
         protocol = message[:4]
@@ -329,14 +388,15 @@ class ServerConnection:
         self._seq_high += grant
         return grant
 
-    def _charge(self, header: Smb2Header, body: Request) -> int:
-        """CreditCharge, checked against the payload (§3.3.5.2.5)."""
+    def _charge(self, header: Smb2Header, body: Request) -> tuple[int, bool]:
+        """The credits a request consumes, and whether its CreditCharge covers its payload (§3.3.5.2.5:
+        else STATUS_INVALID_PARAMETER; the credits it says it charges are consumed all the same)."""
         if (
             self.dialect is None
             or self.dialect == Dialect.SMB_2_0_2
             or not (self.capabilities & GlobalCapabilities.LARGE_MTU)
         ):
-            return 1
+            return 1, True
         charge = max(1, header.credit_charge)
         size = 0
         if isinstance(body, ReadRequest):
@@ -345,9 +405,7 @@ class ServerConnection:
             size = len(body.data)
         elif isinstance(body, IoctlRequest):
             size = max(len(body.input), body.max_output_response)
-        if (size - 1) // 65536 + 1 > charge:
-            raise _Terminate(f"CreditCharge {header.credit_charge} too small for {size} bytes")
-        return charge
+        return charge, (size - 1) // 65536 + 1 <= charge
 
     # -- one SMB2 message -----------------------------------------------------------------------------
 
@@ -368,13 +426,17 @@ class ServerConnection:
         except Smb2DecodeError:
             body = RawBody(header.command, b"")
             parse_error = NtStatus.STATUS_INVALID_PARAMETER
-        charge = self._charge(header, body) if parse_error is None else 1
+        charge, charge_ok = self._charge(header, body) if parse_error is None else (1, True)
+        if not charge_ok:
+            parse_error = NtStatus.STATUS_INVALID_PARAMETER
         self._consume(header.message_id, charge)
         credits = self._grant(max(header.credits, 1 if header.command == Command.NEGOTIATE else 0))
 
         if header.command == Command.NEGOTIATE:
             if self.dialect is not None:
                 raise _Terminate("a second NEGOTIATE")  # §3.3.5.3
+            if header.is_signed:
+                return self._error(header, NtStatus.STATUS_INVALID_PARAMETER, credits, None)[0], None, False
             if not isinstance(body, NegotiateRequest):
                 # An undecodable NEGOTIATE: answered, and the connection ends (nothing was negotiated).
                 self._terminate("malformed NEGOTIATE request")
@@ -421,8 +483,14 @@ class ServerConnection:
             response_body, status = self._logoff(header, body, session)
         elif header.command == Command.TREE_CONNECT:
             assert isinstance(body, TreeConnectRequest)
-            connected = self.ipc.tree_connect(body, session)
-            if connected is None:
+            connected = (
+                self.ipc.tree_connect(body, session)
+                if len(session.trees) < self.config.max_trees_per_session
+                else NtStatus.STATUS_INSUFFICIENT_RESOURCES  # §3.3.5.7
+            )
+            if isinstance(connected, int):
+                response_body, status = None, connected
+            elif connected is None:
                 response_body, status = None, NtStatus.STATUS_BAD_NETWORK_NAME
             else:
                 new_tree, response_body = connected
@@ -476,11 +544,12 @@ class ServerConnection:
         if session.encrypt_data and header.command != Command.SESSION_SETUP:
             return NtStatus.STATUS_ACCESS_DENIED  # §3.3.5.2.9: unencrypted request on an encrypted session
         if header.is_signed:
-            if session.keys is None or not verify_signature(
-                message, session.keys.signing_key, self._signing_algorithm()
-            ):
+            if session.keys is None:
+                return NtStatus.STATUS_NOT_SUPPORTED  # §3.3.5.2.4: no signing key (guest, anonymous)
+            if not verify_signature(message, session.keys.signing_key, self._signing_algorithm()):
                 return NtStatus.STATUS_ACCESS_DENIED
-        elif session.signing_required and header.command != Command.SESSION_SETUP:
+        elif session.signing_required:
+            # §3.3.5.2.4, re-authentication (a SESSION_SETUP on a valid session) included.
             return NtStatus.STATUS_ACCESS_DENIED
         return None
 
@@ -519,7 +588,8 @@ class ServerConnection:
 
     def _set_dialect(self, dialect: int) -> None:
         self.dialect = dialect
-        self._deframer.max_message_size = self.config.max_message_size
+        # Until a session is established (see _session_established).
+        self._deframer.max_message_size = min(PRE_LOGON_MAX_MESSAGE, self.config.max_message_size)
         if dialect >= Dialect.SMB_2_1:
             self.capabilities |= GlobalCapabilities.LARGE_MTU
         if dialect in (Dialect.SMB_3_0, Dialect.SMB_3_0_2) and (
@@ -597,6 +667,11 @@ class ServerConnection:
         return tuple(out)
 
     @property
+    def buffered(self) -> int:
+        """Bytes this connection holds of its client's input and of output not yet taken (for limits)."""
+        return self._deframer.buffered + len(self._out) + len(self._held) + len(self._parked or b"")
+
+    @property
     def can_encrypt(self) -> bool:
         if self.dialect == Dialect.SMB_3_1_1:
             return self.cipher != Cipher.NONE
@@ -627,20 +702,34 @@ class ServerConnection:
             # that negotiated no encryption, before any authentication.
             return self._error(header, NtStatus.STATUS_ACCESS_DENIED, credits, None)
         if session is None:
+            in_progress = sum(1 for s in self.sessions.values() if s.state is SessionState.IN_PROGRESS)
+            valid = len(self.sessions) - in_progress
+            if in_progress >= MAX_IN_PROGRESS_SESSIONS or valid >= self.config.max_sessions_per_connection:
+                return self._error(header, NtStatus.STATUS_INSUFFICIENT_RESOURCES, credits, None)
             session = Session(self._new_session_id(), self, preauth_hash=self.preauth_hash)
             self.sessions[session.session_id] = session
         chain.session_id = session.session_id
+        reauth = session.state is SessionState.VALID
         if session.auth is None:
             session.auth = self.authenticator.new_context()
         if self.dialect == Dialect.SMB_3_1_1 and session.state is SessionState.IN_PROGRESS:
             session.preauth_hash = preauth_hash(session.preauth_hash, message)
         try:
             step = session.auth.step(request.security_buffer)
-        except AuthenticationFailed:
+        except AuthenticationFailed as exc:
             session.auth = None
-            if session.state is SessionState.IN_PROGRESS:
+            if reauth:
+                self._end_session(session)  # §3.3.5.5.3: a failed re-authentication removes the session
+            else:
                 del self.sessions[session.session_id]
-            out = header.response(status=NtStatus.STATUS_LOGON_FAILURE, credits=credits, session_id=0)
+            self._logon_finished(
+                LogonAttempt(
+                    self.client_address, session.session_id, False, exc.status, exc.reason, exc.user,
+                    exc.domain, exc.workstation, reauthentication=reauth,
+                ),
+                None,
+            )
+            out = header.response(status=exc.status, credits=credits, session_id=0)
             return bytearray(out.encode() + ErrorResponse().encode()), None, False
         if not step.complete:
             out = header.response(
@@ -649,10 +738,19 @@ class ServerConnection:
                 session_id=session.session_id,
             )
             data = bytearray(out.encode() + SessionSetupResponse(step.out_token).encode())
-            if self.dialect == Dialect.SMB_3_1_1:
+            if self.dialect == Dialect.SMB_3_1_1 and not reauth:
                 session.preauth_hash = preauth_hash(session.preauth_hash, data)
-            return data, None, False
+            # §3.3.4.1.1: the interim response to a signed re-authentication is signed too.
+            return data, session if reauth else None, reauth and header.is_signed
         return self._session_established(header, request, credits, session, step.out_token)
+
+    def _logon_finished(self, attempt: LogonAttempt, session: Session | None) -> None:
+        """Tell the logon policy; hold the response back as long as it says (wait_seconds)."""
+        if self.logons is None:
+            return
+        delay = self.logons.logon_finished(self, attempt, session)
+        if delay > 0:
+            self.wait_seconds = delay
 
     def _session_established(
         self, header: Smb2Header, request: SessionSetupRequest, credits: int, session: Session, token: bytes
@@ -666,6 +764,11 @@ class ServerConnection:
         elif identity.is_guest:
             flags |= SessionFlags.IS_GUEST
         secure = not (identity.is_guest or identity.is_anonymous)
+        attempt = LogonAttempt(
+            self.client_address, session.session_id, True, NtStatus.STATUS_SUCCESS, "",
+            identity.client_user, identity.client_domain, identity.workstation, identity,
+            reauthentication=reauth, previous_session_id=request.previous_session_id,
+        )
         if not reauth:
             if secure:
                 session.keys = derive_session_keys(
@@ -681,12 +784,19 @@ class ServerConnection:
                 if not (secure and self.can_encrypt):
                     # §3.3.5.5.3: Server.RejectUnencryptedAccess — no session without encryption.
                     del self.sessions[session.session_id]
-                    out = header.response(status=NtStatus.STATUS_ACCESS_DENIED, credits=credits, session_id=0)
+                    status = NtStatus.STATUS_ACCESS_DENIED
+                    reason = "the server requires encryption, which this logon cannot have"
+                    self._logon_finished(replace(attempt, success=False, status=status, reason=reason), None)
+                    out = header.response(status=status, credits=credits, session_id=0)
                     return bytearray(out.encode() + ErrorResponse().encode()), None, False
                 session.encrypt_data = True
         elif identity.user.casefold() != (session.identity.user.casefold() if session.identity else ""):
             # Re-authentication must be the same user (§3.3.5.5.3); otherwise the session ends.
             self._end_session(session)
+            reason = f"re-authentication as another user ({identity.user})"
+            self._logon_finished(
+                replace(attempt, success=False, status=NtStatus.STATUS_LOGON_FAILURE, reason=reason), None
+            )
             out = header.response(status=NtStatus.STATUS_LOGON_FAILURE, credits=credits, session_id=0)
             return bytearray(out.encode() + ErrorResponse().encode()), None, False
         if session.encrypt_data:
@@ -697,7 +807,11 @@ class ServerConnection:
         data = bytearray(out.encode() + SessionSetupResponse(token, flags).encode())
         if not reauth:
             session.state = SessionState.VALID
+            # A logged-on client may now send what the negotiated sizes allow (MS-SMB2 §3.3.5.2).
+            self._deframer.max_message_size = self.config.max_message_size
+            self.logged_on = True
             self.backend.session_established(session)
+        self._logon_finished(attempt, session)
         # §3.3.5.5.3: the final response is signed when the session can sign (3.1.1 always; others when
         # signing is required) and not encrypted.
         sign = secure and (self.dialect == Dialect.SMB_3_1_1 or session.signing_required)

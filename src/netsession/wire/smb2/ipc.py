@@ -149,10 +149,13 @@ class IpcShare:
     def _create(
         self, request: CreateRequest, session: Session, tree: TreeConnect, chain: Chain
     ) -> tuple[Any, int]:
-        # §3.3.5.9 on a pipe share: the name is the pipe's, without a leading backslash.
-        name = request.name.lstrip("\\")
+        # §2.2.13: the name is relative to the share, so "\\srvsvc" names no pipe (Windows and Samba
+        # answer STATUS_OBJECT_NAME_NOT_FOUND; smbtorture rpc.samba3.smb2-pipe-name checks it).
+        name = request.name
         if not name or "\\" in name:
             return None, NtStatus.STATUS_OBJECT_NAME_NOT_FOUND
+        if session.num_opens >= self.config.max_opens_per_session:
+            return None, NtStatus.STATUS_INSUFFICIENT_RESOURCES
         pipe = self.backend.open_pipe(session, name)
         if pipe is None:
             return None, NtStatus.STATUS_OBJECT_NAME_NOT_FOUND

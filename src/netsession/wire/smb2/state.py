@@ -15,6 +15,15 @@ from .constants import Cipher, Dialect, NtStatus, SigningAlgorithm
 from .create import FileId
 from .crypto import INITIAL_PREAUTH_HASH, SessionKeys
 
+# What one client may make the server hold after logon (issue 9). Windows has limits of its own but
+# documents no numbers; these are ours, generous for any real client (Windows opens one or two pipes per
+# session, smbclient and impacket one tree) and small enough that a hostile one holds a few MB at most.
+# Past a limit the request fails with STATUS_INSUFFICIENT_RESOURCES, which MS-SMB2 lists for
+# SESSION_SETUP (§3.3.5.5), TREE_CONNECT (§3.3.5.7) and CREATE (§3.3.5.9: "if the allocation fails").
+MAX_SESSIONS_PER_CONNECTION = 64
+MAX_TREES_PER_SESSION = 128
+MAX_OPENS_PER_SESSION = 256
+
 if TYPE_CHECKING:
     from .connection import ServerConnection
 
@@ -89,6 +98,9 @@ class ServerConfig:
     max_transact_size: int = 0x100000
     max_read_size: int = 0x100000
     max_write_size: int = 0x100000
+    max_sessions_per_connection: int = MAX_SESSIONS_PER_CONNECTION
+    max_trees_per_session: int = MAX_TREES_PER_SESSION
+    max_opens_per_session: int = MAX_OPENS_PER_SESSION
     # Preference order for 3.1.1 (MS-SMB2 §3.3.5.4 lets the server choose among the client's offers).
     ciphers: tuple[int, ...] = (
         Cipher.AES_128_GCM,
@@ -104,8 +116,10 @@ class ServerConfig:
 
     @property
     def max_message_size(self) -> int:
-        """The largest request the transport accepts once negotiated (MS-SMB2 §3.3.5.2)."""
-        return max(self.max_transact_size, self.max_read_size, self.max_write_size) + 0x1000
+        """The largest request the transport accepts once logged on: MS-SMB2 §3.3.5.2, "if the length of
+        the message exceeds Connection.MaxTransactSize + 256, the server MUST disconnect" (the largest of
+        the three sizes, so that a WRITE of MaxWriteSize always fits)."""
+        return max(self.max_transact_size, self.max_read_size, self.max_write_size) + 256
 
 
 class SessionState(Enum):

@@ -28,24 +28,38 @@ class DirectTcpDeframer:
         self._buffer = bytearray()
 
     def receive_data(self, data: bytes) -> list[bytes]:
-        self._buffer += data
+        """Feed ``data``; every whole message now buffered, all checked against the current limit."""
+        self.feed(data)
         messages: list[bytes] = []
-        while len(self._buffer) >= DIRECT_TCP_HEADER_SIZE:
-            if self._buffer[0] != 0:
-                raise Smb2DecodeError(
-                    f"Direct TCP header: first byte 0x{self._buffer[0]:02X}, must be zero", 0
-                )
-            length = int.from_bytes(self._buffer[1:DIRECT_TCP_HEADER_SIZE], "big")
-            if length > self.max_message_size:
-                raise Smb2DecodeError(
-                    f"Direct TCP message of {length} bytes exceeds {self.max_message_size}", 1
-                )
-            end = DIRECT_TCP_HEADER_SIZE + length
-            if len(self._buffer) < end:
-                break
-            messages.append(bytes(self._buffer[DIRECT_TCP_HEADER_SIZE:end]))
-            del self._buffer[:end]
+        while (message := self.next_message()) is not None:
+            messages.append(message)
         return messages
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def next_message(self) -> bytes | None:
+        """The next whole message, or None until more bytes arrive. Each is checked against the limit as
+        it is then, so a caller that raises the limit after a NEGOTIATE applies the new one to the very
+        next message of the same read."""
+        if len(self._buffer) < DIRECT_TCP_HEADER_SIZE:
+            return None
+        if self._buffer[0] != 0:
+            raise Smb2DecodeError(f"Direct TCP header: first byte 0x{self._buffer[0]:02X}, must be zero", 0)
+        length = int.from_bytes(self._buffer[1:DIRECT_TCP_HEADER_SIZE], "big")
+        if length > self.max_message_size:
+            raise Smb2DecodeError(f"Direct TCP message of {length} bytes exceeds {self.max_message_size}", 1)
+        end = DIRECT_TCP_HEADER_SIZE + length
+        if len(self._buffer) < end:
+            return None
+        message = bytes(self._buffer[DIRECT_TCP_HEADER_SIZE:end])
+        del self._buffer[:end]
+        return message
+
+    def release(self) -> None:
+        """Give back the buffer's memory when it is empty (a bytearray keeps its largest size)."""
+        if not self._buffer:
+            self._buffer = bytearray()
 
     @property
     def buffered(self) -> int:
