@@ -58,6 +58,7 @@ EXTENSION_MODULES: Final = (
     "netsession.server.cli",
     "netsession.fleet.cli",
     "netsession.decoy.cli",
+    "netsession.samba.cli",
     "netsession.clidoc",
 )
 # Levels tried in turn when the user names none: richest first.

@@ -1,0 +1,132 @@
+"""Samba's sessions as rows of netsession's :class:`~netsession.table.SessionTable`.
+
+:class:`SambaFeed` keeps one table row per authenticated smbd session (keyed by the session's global
+id), so srvsvc's whole rule set — levels, filters, paging with a resume handle, the access policy,
+NetrSessionDel — runs unchanged over them. :meth:`SambaFeed.refresh` reads Samba's state and reconciles:
+new sessions become rows in creation order (so a resume handle keeps its meaning between calls), rows of
+ended sessions leave, and every row's fields are set from what smbd and the kernel report:
+
+========================  =====================================================================
+row field                 source
+========================  =====================================================================
+cname                     the first channel's remote address (``smbXsrv_channel_global0``)
+username                  ``auth_user_info.account_name`` of the session's ``auth_session_info``
+num_opens                 ``smbXsrv_open_global.tdb`` entries of the session's smbd process and
+                          user SID (not disconnected durable handles); files and pipes
+time (created_at)         ``smbXsrv_session_global0.creation_time``
+idle_time                 ``tcpi_last_data_recv`` of the channels' TCP connections (the newest);
+                          0 when no connection is found
+user_flags                SESS_GUEST for guest and anonymous tokens
+========================  =====================================================================
+
+The table's clock is wall time (``time.time``), the clock Samba's NTTIMEs count in.
+
+NetrSessionDel removes the matching rows, and each row's ``on_close`` asks its smbd process to end that
+session (:class:`~netsession.samba.messaging.Messenger`). Until smbd has done so, a refresh keeps the
+session out of the table; a session still in Samba's database ``close_timeout`` seconds later is ended
+with ``MSG_SHUTDOWN`` to its process — Samba's own NetSessDel behaviour, as the last resort.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from netsession.records import SESS_GUEST
+from netsession.samba.messaging import Messenger
+from netsession.samba.state import SambaSession, SambaState
+from netsession.table import Session, SessionTable
+
+log = logging.getLogger("netsession.samba")
+
+# How long smbd gets to end a session after MSG_SMBXSRV_SESSION_CLOSE before the process is shut down.
+CLOSE_TIMEOUT = 5.0
+
+
+class SambaFeed:
+    """Keeps ``table`` equal to smbd's sessions. ``clock`` must be the table's clock (wall time)."""
+
+    def __init__(
+        self,
+        table: SessionTable,
+        state: SambaState,
+        messenger: Messenger,
+        *,
+        clock: Callable[[], float] = time.time,
+        close_timeout: float = CLOSE_TIMEOUT,
+    ) -> None:
+        self.table = table
+        self.state = state
+        self.messenger = messenger
+        self._clock = clock
+        self.close_timeout = close_timeout
+        self._rows: dict[int, Session] = {}  # global id -> row
+        self._gid_of: dict[int, int] = {}  # row's table id -> global id
+        self._samba: dict[int, SambaSession] = {}
+        self._closing: dict[int, float] = {}  # global id -> when NetrSessionDel asked
+
+    def refresh(self) -> list[SambaSession]:
+        """Read Samba's sessions and bring the table up to date; returns them. Raises
+        :class:`~netsession.samba.state.SambaStateError` (the table is then left as it was)."""
+        sessions = self.state.sessions()
+        now = self._clock()
+        live = {s.global_id: s for s in sessions}
+        for gid in list(self._rows):
+            if gid not in live:
+                row = self._rows.pop(gid)
+                self._gid_of.pop(row.session_id, None)
+                row.remove()
+                self._samba.pop(gid, None)
+        for gid, asked in list(self._closing.items()):
+            session = live.get(gid)
+            if session is None:
+                del self._closing[gid]
+            elif now - asked > self.close_timeout:
+                log.warning(
+                    "session %d of %s did not end after MSG_SMBXSRV_SESSION_CLOSE; shutting down smbd %d",
+                    gid, session.user, session.pid,
+                )
+                self._send(lambda s=session: self.messenger.shutdown(s.channels[0].server_id))
+                self._closing[gid] = now  # ask again later if even that did not end it
+        for session in sessions:
+            gid = session.global_id
+            if gid in self._closing:
+                continue
+            row = self._rows.get(gid)
+            if row is None:
+                row = self.table.add(
+                    session.client_address,
+                    session.user,
+                    user_flags=SESS_GUEST if session.guest else 0,
+                    on_close=self._on_close,
+                )
+                self._rows[gid] = row
+                self._gid_of[row.session_id] = gid
+            self._samba[gid] = session
+            row.created_at = session.creation_time
+            idle = 0.0 if session.idle_ms is None else session.idle_ms / 1000.0
+            row.last_active_at = max(session.creation_time, now - idle)
+            row.num_opens = session.num_opens
+        return sessions
+
+    def _send(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except OSError as exc:  # the process has gone: its sessions end with it
+            log.info("could not message smbd: %s", exc)
+
+    def _on_close(self, row: Session) -> None:
+        """NetrSessionDel took ``row`` out of the table: ask its smbd to end that session."""
+        gid = self._gid_of.pop(row.session_id, None)
+        if gid is None:
+            return
+        del self._rows[gid]
+        session = self._samba.pop(gid)
+        self._closing[gid] = self._clock()
+        log.info("ending session %d of %s\\%s from %s (smbd %d)", gid, session.domain, session.user,
+                 session.client_address, session.pid)
+        channel = session.channels[0]
+        self._send(lambda: self.messenger.close_session(
+            channel.server_id, session.global_id, session.wire_id, session.creation_nttime
+        ))
