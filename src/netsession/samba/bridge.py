@@ -25,7 +25,7 @@ import signal
 import socket
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -126,14 +126,14 @@ class Bridge:
         loop = asyncio.get_running_loop()
         self.np_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         if self.np_dir.resolve() == self.upstream_dir.resolve():
-            raise OSError(errno.EINVAL, "the socket dir must not be the ncalrpc dir (samba-dcerpcd empties it)")
+            raise OSError(errno.EINVAL, "the socket dir is the ncalrpc dir, which samba-dcerpcd empties")
         for name in names if names is not None else self.pipe_names():
             path = self.np_dir / name
             _remove_stale_socket(path)
             if name == SRVSVC:
                 server = await loop.create_unix_server(lambda: SrvsvcPipe(self), str(path))
             else:
-                server = await loop.create_unix_server(lambda n=name: ForwardPipe(self, n), str(path))
+                server = await loop.create_unix_server(_forward_factory(self, name), str(path))
             self._servers.append(server)
             self._paths.append(path)
         log.info("serving srvsvc and forwarding %d pipes on %s", len(self._paths) - 1, self.np_dir)
@@ -149,6 +149,10 @@ class Bridge:
                 await server.wait_closed()
         self._servers.clear()
         self._paths.clear()
+
+
+def _forward_factory(bridge: Bridge, name: str) -> Callable[[], ForwardPipe]:
+    return lambda: ForwardPipe(bridge, name)
 
 
 def _connectable(path: Path) -> bool:
@@ -317,7 +321,7 @@ class ForwardPipe(_PipeBase):
                     return
                 try:
                     await self.bridge.start_dcerpcd()
-                except (OSError, asyncio.TimeoutError) as start_exc:
+                except (TimeoutError, OSError) as start_exc:
                     log.error("cannot start samba-dcerpcd (%s): %s", self.bridge.dcerpcd, start_exc)
                     self.transport.close()
                     return
@@ -358,7 +362,7 @@ async def run(bridge: Bridge) -> None:
             loop.add_signal_handler(sig, stop.set)
     try:
         await bridge.start_dcerpcd()
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         log.warning("samba-dcerpcd not started (%s); forwarding will try again on demand", exc)
     await bridge.start()
     try:

@@ -57,7 +57,7 @@ def _bridge(args: argparse.Namespace) -> int:
         log.warning("smbd looks for pipes in %s, not in %s", config.socket_dir, socket_dir)
     if os.path.realpath(socket_dir) == os.path.realpath(config.ncalrpc_dir):
         raise CommandError(
-            f"--socket-dir {socket_dir} is the ncalrpc dir, which samba-dcerpcd empties: use another directory"
+            f"--socket-dir {socket_dir} is the ncalrpc dir, which samba-dcerpcd empties: use another one"
         )
     bridge = Bridge(config, socket_dir, policy=AccessPolicy(args.policy), dcerpcd=args.samba_dcerpcd)
     try:
@@ -78,12 +78,14 @@ def register(subparsers: Any) -> None:
         "external_rpc_pipe:socket_dir = DIR), answer srvsvc from Samba's live sessions, and forward "
         "every other pipe to samba-dcerpcd.",
     )
-    p.add_argument("--socket-dir", metavar="DIR", help="smbd's external_rpc_pipe:socket_dir (default: from smb.conf)")
+    p.add_argument("--socket-dir", metavar="DIR",
+                   help="smbd's external_rpc_pipe:socket_dir (default: from smb.conf)")
     p.add_argument("--smb-conf", metavar="FILE", default=DEFAULT_SMB_CONF, help=f"default {DEFAULT_SMB_CONF}")
     p.add_argument("--policy", choices=[p.value for p in AccessPolicy], default=AccessPolicy.CLASSIC.value,
                    help="who may enumerate sessions (default classic)")
     p.add_argument("--samba-dcerpcd", metavar="PATH", default=DEFAULT_DCERPCD,
                    help=f"samba-dcerpcd to start for forwarded pipes (default {DEFAULT_DCERPCD})")
     p.add_argument("--audit-log", metavar="FILE", help="also append the srvsvc audit trail to FILE")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="how much the bridge logs on stderr (default info)")
     p.set_defaults(func=_bridge)

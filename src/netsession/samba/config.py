@@ -59,7 +59,8 @@ def parse_shares(text: str) -> tuple[Share, ...]:
     def flush() -> None:
         if name is not None and name.casefold() not in ("global", "ipc$"):
             printable = fields.get("printable", "no").lower() in ("yes", "true", "1")
-            shares.append(Share(name, STYPE_PRINTQ if printable else STYPE_DISKTREE, fields.get("comment", "")))
+            kind = STYPE_PRINTQ if printable else STYPE_DISKTREE
+            shares.append(Share(name, kind, fields.get("comment", "")))
 
     for line in text.splitlines():
         line = line.strip()

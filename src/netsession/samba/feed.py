@@ -29,6 +29,7 @@ with ``MSG_SHUTDOWN`` to its process — Samba's own NetSessDel behaviour, as th
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -87,14 +88,16 @@ class SambaFeed:
                     "session %d of %s did not end after MSG_SMBXSRV_SESSION_CLOSE; shutting down smbd %d",
                     gid, session.user, session.pid,
                 )
-                self._send(lambda s=session: self.messenger.shutdown(s.channels[0].server_id))
+                self._send(functools.partial(self.messenger.shutdown, session.channels[0].server_id))
                 self._closing[gid] = now  # ask again later if even that did not end it
         for session in sessions:
             gid = session.global_id
             if gid in self._closing:
                 continue
-            row = self._rows.get(gid)
-            if row is None:
+            existing = self._rows.get(gid)
+            if existing is not None:
+                row = existing
+            else:
                 row = self.table.add(
                     session.client_address,
                     session.user,

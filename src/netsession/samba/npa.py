@@ -98,7 +98,8 @@ class HandshakeReader:
             raise NpaError("not a named_pipe_auth_req (no NPAM magic)", NtStatus.STATUS_INVALID_PARAMETER)
         if length > self._max:
             raise NpaError(
-                f"named_pipe_auth_req of {length} bytes (limit {self._max})", NtStatus.STATUS_INVALID_BUFFER_SIZE
+                f"named_pipe_auth_req of {length} bytes (limit {self._max})",
+                NtStatus.STATUS_INVALID_BUFFER_SIZE,
             )
         if len(self._buf) < 4 + length:
             return None
@@ -137,7 +138,8 @@ def decode_request(blob: bytes) -> NamedPipeAuthReq:
         server_addr = r.cstring("local_server_addr") if server_addr_ref else None
         session: SessionInfo | None = None
         if session_ref:
-            # auth_session_info_transport {auth_session_info *session_info; DATA_BLOB exported_gssapi_credentials}
+            # auth_session_info_transport {auth_session_info *session_info;
+            #                              DATA_BLOB exported_gssapi_credentials}
             r.align(4)
             inner_ref = r.pointer()
             r.data_blob()
@@ -151,7 +153,8 @@ def decode_request(blob: bytes) -> NamedPipeAuthReq:
         # npa_tstream.c: a request without the addresses is refused with NT_STATUS_INVALID_ADDRESS.
         raise NpaError("named_pipe_auth_req without addresses", NtStatus.STATUS_INVALID_ADDRESS, level)
     return NamedPipeAuthReq(
-        level, transport, client_name, client_addr, client_port, server_name, server_addr, server_port, session
+        level, transport, client_name, client_addr, client_port, server_name, server_addr, server_port,
+        session,
     )
 
 

@@ -46,7 +46,8 @@ Endpoint = tuple[str, int, str, int]  # local address, local port, remote addres
 def _request(family: int, seq: int) -> bytes:
     states = (1 << TCP_ESTABLISHED) | (1 << TCP_CLOSE_WAIT)
     body = _REQ_V2.pack(family, socket.IPPROTO_TCP, 1 << (INET_DIAG_INFO - 1), states) + bytes(48)
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+    flags = NLM_F_REQUEST | NLM_F_DUMP
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, flags, seq, 0) + body
 
 
 def _address(family: int, raw: bytes) -> str:

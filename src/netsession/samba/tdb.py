@@ -88,7 +88,7 @@ def read_records(path: str, visit: Callable[[bytes, bytes], None] | None = None)
                 out.append((k, v))
             else:
                 visit(k, v)
-        except BaseException as exc:  # noqa: BLE001 - carried out of the C callback, re-raised below
+        except BaseException as exc:
             failure.append(exc)
             return 1  # stop the traverse
         return 0
