@@ -87,7 +87,8 @@ def test_state_joins_sessions_trees_opens_and_tcp(tmp_path: Path) -> None:
     assert [s.user for s in sessions] == ["alice", "bob"]  # oldest first
     alice, bob = sessions
     assert alice.client_address == "127.0.0.2" and alice.domain == "NSTESTSRV"
-    assert sorted(alice.trees) == ["IPC$", "share"] and alice.num_opens == 2 and alice.idle_ms == 4200
+    assert sorted(t[1] for t in alice.trees) == ["IPC$", "share"] and sorted(alice.opens) == [1, 2]
+    assert alice.num_opens == 2 and alice.idle_ms == 4200
     assert alice.creation_time == pytest.approx(T0)
     assert bob.num_opens == 0 and bob.idle_ms is None and bob.trees == ()
 
@@ -111,7 +112,7 @@ def test_record_of_another_layout_makes_the_read_fail(tmp_path: Path) -> None:
 
 
 def samba_session(gid: int, user: str = "alice", client: str = "127.0.0.2", *, created: float = T0,
-                  idle_ms: int | None = 1000, opens: int = 0) -> SambaSession:
+                  idle_ms: int | None = 1000, opens: tuple[int, ...] = ()) -> SambaSession:
     from netsession.samba.smbxsrv import Channel
 
     channel = Channel(ServerId(100 + gid, 0, 0xFFFFFFFF, 9), 1, nttime(created), "ipv4:127.0.0.1:445",
@@ -153,7 +154,7 @@ def make_feed(clock: list[float]) -> tuple[SessionTable, FakeState, FakeMessenge
 def test_feed_rows_carry_samba_s_times_opens_and_idle() -> None:
     clock = [T0 + 100]
     table, state, _, feed = make_feed(clock)
-    state.now = [samba_session(1, idle_ms=30_000, opens=3), samba_session(2, "bob", idle_ms=None)]
+    state.now = [samba_session(1, idle_ms=30_000, opens=(7, 8, 9)), samba_session(2, "bob", idle_ms=None)]
     feed.refresh()
     r = table.enumerate(ADMIN, None, None, 502, MAX_PREFERRED_LENGTH, None)
     alice, bob = r.entries
@@ -267,3 +268,16 @@ def test_hardened_policy_applies_to_samba_rows() -> None:
     service = BridgeSrvsvcService(table, ServerIdentity("SMB1"))
     service.attach(feed)
     assert _enum(service, replace(ADMIN, groups=frozenset())).fault == ERROR_ACCESS_DENIED  # type: ignore[attr-defined]
+
+
+def test_feed_mirrors_samba_s_trees_and_opens_as_rows() -> None:
+    clock = [T0 + 10]
+    table, state, _, feed = make_feed(clock)
+    state.now = [replace(samba_session(1, opens=(5, 6)), trees=((31, "IPC$", T0 + 1), (32, "share", T0 + 2)))]
+    feed.refresh()
+    (row,) = list(table)
+    assert sorted(t.share for t in row.trees) == ["IPC$", "share"] and row.num_opens == 2
+    state.now = [replace(samba_session(1, opens=(6,)), trees=((32, "share", T0 + 2),))]
+    feed.refresh()
+    assert [t.share for t in row.trees] == ["share"] and row.num_opens == 1
+    assert row.trees[0].created_at == T0 + 2

@@ -11,8 +11,11 @@ row field                 source
 ========================  =====================================================================
 cname                     the first channel's remote address (``smbXsrv_channel_global0``)
 username                  ``auth_user_info.account_name`` of the session's ``auth_session_info``
-num_opens                 ``smbXsrv_open_global.tdb`` entries of the session's smbd process and
-                          user SID (not disconnected durable handles); files and pipes
+num_opens                 one open row per ``smbXsrv_open_global.tdb`` entry of the session's smbd
+                          process and user SID (not disconnected durable handles); files and pipes.
+                          Samba keeps no path there, so these rows have an empty path and
+                          NetrFileClose cannot close them (the next refresh shows them again)
+trees                     one tree row per ``smbXsrv_tcon_global.tdb`` entry of the session
 time (created_at)         ``smbXsrv_session_global0.creation_time``
 idle_time                 ``tcpi_last_data_recv`` of the channels' TCP connections (the newest);
                           0 when no connection is found
@@ -37,7 +40,8 @@ from collections.abc import Callable
 from netsession.records import SESS_GUEST
 from netsession.samba.messaging import Messenger
 from netsession.samba.state import SambaSession, SambaState
-from netsession.table import Session, SessionTable
+from netsession.table import OpenRow, Session, SessionTable, TreeConnectRow
+from netsession.wire.srvsvc import STYPE_DISKTREE, STYPE_IPC
 
 log = logging.getLogger("netsession.samba")
 
@@ -66,6 +70,8 @@ class SambaFeed:
         self._gid_of: dict[int, int] = {}  # row's table id -> global id
         self._samba: dict[int, SambaSession] = {}
         self._closing: dict[int, float] = {}  # global id -> when NetrSessionDel asked
+        self._trees: dict[int, dict[int, TreeConnectRow]] = {}  # global id -> tcon id -> row
+        self._opens: dict[int, dict[int, OpenRow]] = {}  # global id -> open id -> row
 
     def refresh(self) -> list[SambaSession]:
         """Read Samba's sessions and bring the table up to date; returns them. Raises
@@ -79,6 +85,8 @@ class SambaFeed:
                 self._gid_of.pop(row.session_id, None)
                 row.remove()
                 self._samba.pop(gid, None)
+                self._trees.pop(gid, None)
+                self._opens.pop(gid, None)
         for gid, asked in list(self._closing.items()):
             session = live.get(gid)
             if session is None:
@@ -110,8 +118,28 @@ class SambaFeed:
             row.created_at = session.creation_time
             idle = 0.0 if session.idle_ms is None else session.idle_ms / 1000.0
             row.last_active_at = max(session.creation_time, now - idle)
-            row.num_opens = session.num_opens
+            self._sync_children(gid, row, session)
         return sessions
+
+    def _sync_children(self, gid: int, row: Session, session: SambaSession) -> None:
+        """The session's tree and open rows, made equal to Samba's."""
+        trees = self._trees.setdefault(gid, {})
+        live_trees = {tcon_id: (share, created) for tcon_id, share, created in session.trees}
+        for tcon_id in [t for t in trees if t not in live_trees]:
+            trees.pop(tcon_id).remove()
+        for tcon_id, (share, created) in live_trees.items():
+            if tcon_id not in trees:
+                share_type = STYPE_IPC if share.casefold() == "ipc$" else STYPE_DISKTREE
+                tree = row.tree_connect(share, share_type)
+                tree.created_at = created
+                trees[tcon_id] = tree
+        opens = self._opens.setdefault(gid, {})
+        live_opens = set(session.opens)
+        for open_id in [o for o in opens if o not in live_opens]:
+            opens.pop(open_id).remove()
+        for open_id in session.opens:
+            if open_id not in opens:
+                opens[open_id] = row.open("")
 
     def _send(self, action: Callable[[], None]) -> None:
         try:
@@ -125,6 +153,8 @@ class SambaFeed:
         if gid is None:
             return
         del self._rows[gid]
+        self._trees.pop(gid, None)
+        self._opens.pop(gid, None)
         session = self._samba.pop(gid)
         self._closing[gid] = self._clock()
         log.info("ending session %d of %s\\%s from %s (smbd %d)", gid, session.domain, session.user,

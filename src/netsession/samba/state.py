@@ -19,7 +19,6 @@ bytes, so an unchanged session costs a dictionary lookup on the next read.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,9 +75,13 @@ class SambaSession:
     encryption_flags: int
     channels: tuple[Channel, ...]
     client_address: str  # the first channel's remote address, without port
-    trees: tuple[str, ...]  # share names of its tree connects
-    num_opens: int
+    trees: tuple[tuple[int, str, float], ...]  # its tree connects: (tcon global id, share, connect time)
+    opens: tuple[int, ...]  # the open global ids credited to it (see the module docstring)
     idle_ms: int | None  # least tcpi_last_data_recv over its channels' connections; None if not found
+
+    @property
+    def num_opens(self) -> int:
+        return len(self.opens)
 
     @property
     def pid(self) -> int:
@@ -137,10 +140,15 @@ class SambaState:
         ]
         tcons = [t for t in self._records(TCON_DB, decode_tcon_global) if isinstance(t, TconGlobal)]
         opens = [o for o in self._records(OPEN_DB, decode_open_global) if isinstance(o, OpenGlobal)]
-        trees: dict[int, list[str]] = {}
+        trees: dict[int, list[tuple[int, str, float]]] = {}
         for t in tcons:
-            trees.setdefault(t.session_global_id, []).append(t.share_name)
-        open_counts = Counter((o.server_id.pid, o.open_owner) for o in opens if o.disconnect_time == 0)
+            trees.setdefault(t.session_global_id, []).append(
+                (t.tcon_global_id, t.share_name, nttime_to_unix(t.creation_time))
+            )
+        open_ids: dict[tuple[int, str], list[int]] = {}
+        for o in opens:
+            if o.disconnect_time == 0:
+                open_ids.setdefault((o.server_id.pid, o.open_owner), []).append(o.open_global_id)
         tcp = self._tcp_info() if globals_ else {}
         out = []
         for g in globals_:
@@ -171,7 +179,7 @@ class SambaState:
                     nttime_to_unix(g.auth_time), user, domain, user_sid,
                     si.unix_token.uid if si.unix_token is not None else None, is_guest(sids),
                     g.connection_dialect, g.signing_flags, g.encryption_flags, g.channels, client,
-                    tuple(trees.get(g.session_global_id, ())), open_counts.get((pid, user_sid), 0), idle,
+                    tuple(trees.get(g.session_global_id, ())), tuple(open_ids.get((pid, user_sid), ())), idle,
                 )
             )
         out.sort(key=lambda s: (s.creation_time, s.global_id))
