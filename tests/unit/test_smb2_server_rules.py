@@ -56,7 +56,7 @@ def test_failed_reauthentication_removes_the_session() -> None:
     # MS-SMB2 §3.3.5.5.3: "If the authentication ... fails, the server MUST ... remove the session".
     client, session, _ = ready(Dialect.SMB_3_1_1)
     statuses = reauthenticate(client, session, "alice", "wrong password")
-    assert statuses[-1][0] == NtStatus.STATUS_LOGON_FAILURE
+    assert statuses[-1] == (NtStatus.STATUS_LOGON_FAILURE, True)  # signed with the ended session's key
     assert session.session_id not in client.server.sessions
     assert client.backend.count("ended") == 1
     reply = client.request(EchoRequest(), session=session)

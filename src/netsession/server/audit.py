@@ -202,7 +202,8 @@ class LogSink:
                 },
             )
         elif isinstance(event, LogonEvent):
-            who = "\\".join(p for p in (event.domain, event.user) if p) or "(anonymous)"
+            who = "\\".join(p for p in (event.domain, event.user) if p)
+            who = who or ("(anonymous)" if event.success else "(no user name)")
             if event.success:
                 self.logger.info(
                     "logon %s from %s workstation=%s account=%s session=%#x%s",

@@ -70,6 +70,7 @@ __all__ = [
     "AuthenticationFailed",
     "Authenticator",
     "Identity",
+    "MalformedResponse",
     "NtlmAuthContext",
     "NtlmAuthenticator",
 ]
@@ -84,6 +85,7 @@ _NTLM_AUTHENTICATE = 3
 
 
 # MS-ERREF 2.3.1: the statuses a refused logon is answered with.
+STATUS_INVALID_PARAMETER = 0xC000000D
 STATUS_LOGON_FAILURE = 0xC000006D
 STATUS_ACCOUNT_LOCKED_OUT = 0xC0000234
 
@@ -103,6 +105,14 @@ class AuthenticationFailed(Exception):
         self.user = ""
         self.domain = ""
         self.workstation = ""
+
+
+class MalformedResponse(AuthenticationFailed):
+    """The AUTHENTICATE_MESSAGE itself is malformed (an NTLMv2_CLIENT_CHALLENGE whose AV_PAIRs overrun,
+    say): Windows answers STATUS_INVALID_PARAMETER, not LOGON_FAILURE (Samba bug 14932; smbtorture
+    smb2.session.ntlmssp_bug14932)."""
+
+    status = STATUS_INVALID_PARAMETER
 
 
 class AccountLockedOut(AuthenticationFailed):
@@ -297,7 +307,10 @@ class NtlmAuthContext:
         except AuthenticationFailed as e:
             self._failed(e)
             raise
-        except (SpnegoDecodeError, NtlmDecodeError) as e:
+        except NtlmDecodeError as e:
+            error = MalformedResponse if self._state is _State.WANT_AUTHENTICATE else AuthenticationFailed
+            raise self._failed(error(f"malformed token: {e}")) from e
+        except SpnegoDecodeError as e:
             raise self._failed(AuthenticationFailed(f"malformed token: {e}")) from e
         except NtlmAuthError as e:
             raise self._failed(AuthenticationFailed(str(e))) from e

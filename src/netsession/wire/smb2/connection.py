@@ -729,6 +729,12 @@ class ServerConnection:
                 ),
                 None,
             )
+            if reauth:
+                # The session is gone, but the answer to its signed request is signed with its key
+                # (§3.3.4.1.1), or the client cannot tell it from a forgery.
+                out = header.response(status=exc.status, credits=credits, session_id=session.session_id)
+                sign = session.keys is not None and (header.is_signed or session.signing_required)
+                return bytearray(out.encode() + ErrorResponse().encode()), session, sign
             out = header.response(status=exc.status, credits=credits, session_id=0)
             return bytearray(out.encode() + ErrorResponse().encode()), None, False
         if not step.complete:
