@@ -12,9 +12,12 @@ service ticket the client asked for.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +25,10 @@ import pytest
 from ad_dc import ActiveDirectoryDC
 
 import netsession
-from netsession.client.errors import CREDENTIALS, PROTOCOL, UNSUPPORTED, TransportError
+from netsession import aio
+from netsession.client.errors import CREDENTIALS, PROTOCOL, UNSUPPORTED, DeadlineExpired, TransportError
 from netsession.client.kerberos import MECH_TYPES, KerberosInitiator
-from netsession.client.pool import ConnectionPool, set_pool
+from netsession.client.pool import ConnectionPool, Credentials, set_pool
 from netsession.errors import ERROR_ACCESS_DENIED, ERROR_LOGON_FAILURE, NetApiError
 from netsession.wire.spnego import (
     NTLMSSP_OID,
@@ -171,6 +175,103 @@ def test_api_kerberos_with_a_password_needs_no_cache(
         netsession.NetSessionEnum(1, "127.0.0.1")
     assert caught.value.winerror == ERROR_ACCESS_DENIED  # logged on; srvsvc refused a plain user
     assert not (tmp_path / "none").exists()
+
+
+# -- netsession.aio -----------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("as_user")
+def test_aio_netsessionenum_with_a_ticket(ad_dc: ActiveDirectoryDC) -> None:
+    before = ad_dc.kerberos_authorizations().count("nsadmin")
+
+    async def main() -> list[dict[str, object]]:
+        aio.register_session("127.0.0.1", port=ad_dc.smb_port, auth_protocol="kerberos")
+        return await aio.NetSessionEnum(1, "127.0.0.1")
+
+    sessions = asyncio.run(main())
+    assert any(str(s["user_name"]).lower().endswith("nsadmin") for s in sessions), sessions
+    assert ad_dc.kerberos_authorizations().count("nsadmin") == before + 1
+
+
+@pytest.mark.usefixtures("as_user")
+def test_aio_many_kerberos_logons_at_once(ad_dc: ActiveDirectoryDC) -> None:
+    """Concurrent connections, each its own Kerberos logon (the DC's srvsvc then lists all of them)."""
+    before = ad_dc.kerberos_authorizations().count("nsadmin")
+    kerberos = Credentials(auth_protocol="kerberos")
+    hosts = 6
+
+    async def main() -> list[int]:
+        servers = await asyncio.gather(
+            *(aio.connect("127.0.0.1", credentials=kerberos, port=ad_dc.smb_port, timeout=60)
+              for _ in range(hosts))
+        )
+        try:
+            pages = await asyncio.gather(*(srv.session_enum(1) for srv in servers))
+            return [len(page.records) for page in pages]
+        finally:
+            for srv in servers:
+                srv.close()
+
+    counts = asyncio.run(main())
+    assert all(n >= hosts for n in counts), counts
+    assert ad_dc.kerberos_authorizations().count("nsadmin") == before + hosts
+
+
+@pytest.mark.usefixtures("as_user")
+def test_aio_kerberos_plain_user_is_refused_by_srvsvc(ad_dc: ActiveDirectoryDC,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KRB5CCNAME", ad_dc.client_env("alice")["KRB5CCNAME"])
+
+    async def main() -> None:
+        async with aio.connect("127.0.0.1", credentials=Credentials(auth_protocol="kerberos"),
+                               port=ad_dc.smb_port, timeout=60) as srv:
+            await srv.session_enum(1)
+
+    with pytest.raises(NetApiError) as caught:
+        asyncio.run(main())
+    assert caught.value.winerror == ERROR_ACCESS_DENIED and not isinstance(caught.value, TransportError)
+
+
+@pytest.mark.usefixtures("as_user")
+def test_aio_deadline_holds_while_the_kdc_is_silent(
+    ad_dc: ActiveDirectoryDC, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A KDC that accepts and never answers holds the Kerberos library ~25 s: the logon's step runs off the
+    event loop, so the call's deadline still fires (and the loop is free meanwhile)."""
+    user = ad_dc.users["nsadmin"]
+    cache = f"FILE:{tmp_path}/ccache"
+    env = {**_clean_env(), "KRB5_CONFIG": str(ad_dc.krb5_conf), "KRB5CCNAME": cache}
+    subprocess.run(["kinit", f"{user.name}@{ad_dc.realm}"], input=f"{user.password}\n", text=True, env=env,
+                   check=True, capture_output=True, timeout=30)  # a TGT, and no service ticket yet
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshakes; nobody ever reads
+        conf = tmp_path / "krb5.conf"
+        conf.write_text(ad_dc.krb5_conf.read_text().replace(f"127.0.0.1:{ad_dc.kdc_port}",
+                                                            f"127.0.0.1:{silent.getsockname()[1]}"))
+        monkeypatch.setenv("KRB5_CONFIG", str(conf))
+        monkeypatch.setenv("KRB5CCNAME", cache)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        async def main() -> None:
+            beat = asyncio.create_task(ticker())
+            try:
+                await aio.connect("127.0.0.1", credentials=Credentials(auth_protocol="kerberos"),
+                                  port=ad_dc.smb_port, timeout=1.5)
+            finally:
+                beat.cancel()
+
+        started = time.monotonic()
+        with pytest.raises(DeadlineExpired):
+            asyncio.run(main())
+        assert time.monotonic() - started < 10  # not the library's own 25 s
+        assert ticks >= 10  # the loop ran while the KDC was silent
 
 
 # -- KerberosInitiator ---------------------------------------------------------------------------------

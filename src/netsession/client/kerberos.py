@@ -69,6 +69,10 @@ class KerberosInitiator:
     its first 16 bytes as Session.SessionKey, and all of it as FullSessionKey).
     """
 
+    # The first step may talk to the KDC (a TGS exchange for cifs/<host>): the asyncio driver runs steps
+    # in a worker thread, bounded by the call's deadline (client/smb.py).
+    may_block: Final = True
+
     def __init__(
         self,
         host: str,

@@ -17,11 +17,13 @@ many bytes are still due at least and asks for them in one round trip. Every fai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import socket
+import threading
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from netsession.client.auth import Initiator, initiator_for
@@ -170,6 +172,36 @@ async def _within(
         raise DeadlineExpired(f"{what}: no answer before the deadline", delivered=delivered) from None
 
 
+def _in_thread(
+    step: Callable[[bytes | None], bytes | None], token: bytes | None
+) -> asyncio.Future[bytes | None]:
+    """``step(token)`` in a daemon thread of its own: not the loop's default executor, whose shutdown
+    (``asyncio.run``'s exit) would wait for a step the deadline gave up on."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bytes | None] = loop.create_future()
+
+    def settle(result: bytes | None, error: BaseException | None) -> None:
+        if future.done():
+            return  # the deadline passed first
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        result: bytes | None = None
+        error: BaseException | None = None
+        try:
+            result = step(token)
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="netsession-gss-step", daemon=True).start()
+    return future
+
+
 class SmbConnection:
     """One TCP connection, one session: the async face of a ClientConnection."""
 
@@ -255,11 +287,20 @@ class SmbConnection:
         reply = await self._await(self.conn.negotiate(), "NEGOTIATE")
         self._status(reply, "NEGOTIATE")
 
+    async def _step(self, initiator: Initiator, token: bytes | None) -> bytes | None:
+        """One initiator step. An initiator that may block (``may_block``: Kerberos asks the KDC for a
+        service ticket inside its first step, and a silent KDC holds it for the library's own ~25 s) runs
+        in a worker thread, so the loop goes on and the call's deadline still holds."""
+        if not getattr(initiator, "may_block", False):
+            return initiator.step(token)
+        step = _in_thread(initiator.step, token)
+        return await _within(step, self.deadline, f"{self.where}: Kerberos (KDC)")
+
     async def logon(self, initiator: Initiator, *, anonymous: bool = False) -> None:
         """SESSION_SETUP legs through ``initiator`` (MS-SMB2 §3.2.4.2.3, §3.2.5.3.1)."""
         hint = self.conn.negotiate_response.security_buffer if self.conn.negotiate_response else b""
         try:
-            token = initiator.step(hint or None)
+            token = await self._step(initiator, hint or None)
             while True:
                 if token is None:
                     raise TransportError(
@@ -273,7 +314,7 @@ class SmbConnection:
                     raise NtStatusError(status, f"{self.where}: SESSION_SETUP", delivered=True)
                 body = reply.body
                 assert isinstance(body, SessionSetupResponse)
-                token = initiator.step(body.security_buffer or None)
+                token = await self._step(initiator, body.security_buffer or None)
                 if status == NtStatus.STATUS_SUCCESS:
                     if token is not None or not initiator.complete:
                         raise TransportError(
