@@ -24,8 +24,9 @@ import shlex
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
+from netsession.errors import shown
 from netsession.exitcodes import EXIT_STATUSES, USAGE
 
 ENVIRONMENT: Final = (
@@ -45,6 +46,14 @@ ENVIRONMENT: Final = (
 
 _PLAIN_GROUPS: Final = frozenset(("positional arguments", "options", "optional arguments"))
 WIDTH: Final = 104
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with a usage error on one line instead of the usage block and the error; the
+    subcommands' parsers are of this class too (argparse makes them of the root's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -431,7 +440,7 @@ def _help(args: argparse.Namespace) -> int:
     if parser is None:
         names = [n for n, _, _ in subcommands(root)]
         sys.stderr.write(
-            f"{root.prog} help: no topic {' '.join(topic)!r} (commands: {', '.join(names)}; topics: "
+            f"{root.prog} help: no topic {shown(' '.join(topic))} (commands: {', '.join(names)}; topics: "
             f"{', '.join([*TOPICS, 'man'])})\n"
         )
         return USAGE

@@ -143,3 +143,15 @@ class NetApiError(Exception):
     def __str__(self) -> str:
         where = f"{self.funcname}: " if self.funcname else ""
         return f"{self.name} ({self.winerror}): {where}{self.strerror}"
+
+
+def shown(text: object) -> str:
+    r"""``text`` in single quotes for a one-line message: backslashes as typed (``'WORKGROUP\admin'``,
+    not repr's ``'WORKGROUP\\admin'``), control characters escaped so that the message stays one line,
+    and a text longer than 80 characters cut to its first 60 and its length."""
+    value = str(text)
+    if len(value) > 80:
+        return f"{shown(value[:60])[:-1]}...' ({len(value):,} characters)"
+    if not value.isprintable():
+        value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+    return f"'{value}'"

@@ -38,6 +38,7 @@ from netsession.errors import (
     NERR_Success,
     NERR_UserNotFound,
     NetApiError,
+    shown,
 )
 from netsession.records import GETINFO_LEVELS, MAX_PREFERRED_LENGTH, SessionInfo
 from netsession.wire.srvsvc import NetrSessionEnumResponse
@@ -76,7 +77,7 @@ def _dword(value: int, what: str, funcname: str, *, minus_one: bool = False) -> 
     if minus_one and value == -1:
         return _DWORD
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _DWORD:
-        detail = f"The parameter is incorrect. ({what}={value!r})"
+        detail = f"The parameter is incorrect. ({what}={shown(value)})"
         raise NetApiError(ERROR_INVALID_PARAMETER, funcname, detail)
     return value
 
@@ -227,11 +228,16 @@ def NetSessionDel(servername: str | None, UncClientName: str | None, username: s
         if not exc.delivered:
             raise
         # Samba ends the caller's own connection too when its session matches, before answering.
-        raise NetApiError(
+        raise DeletionUnanswered(
             exc.winerror, funcname,
             f"{exc.strerror} The connection closed after the request was sent: the sessions may have "
             "been ended, the caller's own among them.",
         ) from None
+
+
+class DeletionUnanswered(NetApiError):
+    """NetSessionDel's request went out and the connection closed before the answer: the sessions may
+    have been ended, the caller's own among them (Samba ends the caller's connection when it matches)."""
 
 
 def filter_error(

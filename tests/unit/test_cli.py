@@ -17,6 +17,7 @@ from srvsvc_loopback import PLAIN, SAMBA_ENTRIES, free_tcp_port, loopback_pool, 
 
 from netsession import cli
 from netsession.client.pool import ConnectionPool, set_pool
+from netsession.records import SESSION_INFO_1
 from netsession.table import AccessPolicy, SessionTable
 from netsession.wire.srvsvc import NetrSessionDelRequest, NetrSessionEnumRequest, Opnum
 
@@ -242,7 +243,7 @@ def test_delete_of_one_session_does_not_ask(pool: Any, capsys: pytest.CaptureFix
     table = make_table()
     pool(table_service(table))
     status, out, err = run(["delete", "fs1", "--user", "alice"], capsys)
-    assert (status, out, err) == (0, "", "")
+    assert (status, out, err) == (0, "The command completed successfully.\n", "")
     assert [s.username for s in table] == ["bob", "bob"]
 
 
@@ -252,9 +253,10 @@ def test_delete_asks_before_ending_more_than_one_session(
     table = make_table()
     factory = pool(table_service(table))
     argv = ["delete", "fs1", "--user", "bob"]
-    status, _, err = run(argv, capsys, stdin="n\n", tty=True, monkeypatch=monkeypatch)
-    assert status == 1
+    status, out, err = run(argv, capsys, stdin="n\n", tty=True, monkeypatch=monkeypatch)
+    assert (status, out) == (1, "")
     assert "Delete 2 sessions on fs1" in err and "[y/N]" in err
+    assert err.endswith("netsession: nothing deleted\n")
     assert len(table) == 3 and del_requests(factory) == []
     status, _, _ = run(argv, capsys, stdin="y\n", tty=True, monkeypatch=monkeypatch)
     assert status == 0
@@ -348,13 +350,15 @@ def test_pw_nt_hash(pool: Any, capsys: pytest.CaptureFixture[str]) -> None:
     run(["list", "fs6", "-U", f"erin%{nt}", "--pw-nt-hash"], capsys)
     assert creds_used(factory)[:4] == ("erin", None, None, nt)
     status, _, err = run(["list", "fs7", "-U", "erin%nothex", "--pw-nt-hash"], capsys)
-    assert status == 1 and err.startswith("ERROR_INVALID_PARAMETER (87): The NT hash must be")
+    assert status == 2 and err.startswith("netsession: --pw-nt-hash: The NT hash must be")
 
 
 def test_bad_port_is_a_usage_error(pool: Any, capsys: pytest.CaptureFixture[str]) -> None:
     pool(table_service(make_table()))
-    status, _, err = run(["list", "fs1", "--port", "0"], capsys)
-    assert status == 2 and "--port 0" in err
+    with pytest.raises(SystemExit) as e:
+        run(["list", "fs1", "--port", "0"], capsys)
+    assert e.value.code == 2
+    assert "argument --port: '0' is not a TCP port" in capsys.readouterr().err
 
 
 # -- extensions ---------------------------------------------------------------------------------------
@@ -413,7 +417,7 @@ def netsession(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     [
         (["list", "bad host"], 1, "NERR_InvalidComputer (2351): "),
         (["list", "[::1"], 1, "NERR_InvalidComputer (2351): "),
-        (["info", "fs1", "ws", "u", "--level", "3"], 2, "usage: netsession info"),
+        (["info", "fs1", "ws", "u", "--level", "3"], 2, "netsession info: argument --level: invalid choice"),
         (["delete", "fs1"], 2, "netsession: delete needs --client and/or --user"),
         (["list", "no-such-host.invalid", "-U", "a%b"], 1, "ERROR_BAD_NETPATH (53): "),
     ],
@@ -423,8 +427,7 @@ def test_bad_inputs_print_one_windows_error_line(args: list[str], status: int, s
     assert done.returncode == status
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith(start)
-    if status == 1:
-        assert done.stderr.count("\n") == 1
+    assert done.stderr.count("\n") == 1
 
 
 def test_connection_refused_prints_ERROR_BAD_NETPATH() -> None:
@@ -442,3 +445,55 @@ def test_no_local_server_prints_RPC_S_SERVER_UNAVAILABLE(tmp_path: Path) -> None
     assert done.returncode == 1
     assert done.stderr.startswith("RPC_S_SERVER_UNAVAILABLE (1722): The RPC server is unavailable. (no local")
     assert "Traceback" not in done.stderr
+
+
+# -- output: columns, widths, Samba's times (issue 13) -------------------------------------------------
+
+
+def test_level_0_table_shows_only_its_column(pool: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    pool(table_service(make_table()))
+    status, out, _ = run(["list", "fs1", "--level", "0"], capsys)
+    lines = out.splitlines()
+    assert status == 0
+    assert lines[0] == "Computer" and set(lines[1]) == {"-"} and len(lines[1]) == len("Computer")
+    assert [line.strip() for line in lines[2:]] == [r"\\10.0.0.5", r"\\10.0.0.6", r"\\10.0.0.7"]
+
+
+def test_level_10_table_has_no_client_type_or_opens(pool: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    pool(table_service(make_table()))
+    _, out, _ = run(["list", "fs1", "--level", "10"], capsys)
+    assert out.splitlines()[0].split() == ["Computer", "User", "name", "Idle", "time"]
+
+
+def test_wide_names_keep_the_columns_aligned(pool: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    now = [0.0]
+    table = SessionTable(clock=lambda: now[0])
+    table.add("10.0.0.5", "山田太郎さんの長い名前", on_close=lambda s: s.remove())  # 11 wide: 22 columns
+    table.add("10.0.0.6", "bob", on_close=lambda s: s.remove())
+    pool(table_service(table))
+    _, out, _ = run(["list", "fs1", "--level", "1"], capsys)
+    lines = out.splitlines()
+    # "Opens" ends at the same terminal column on every line
+    ends = [cli.display_width(line[: line.index("Opens") + 5]) for line in lines[:1]]
+    ends += [cli.display_width(line[: line.rindex(" 0 ") + 2]) for line in lines[2:]]
+    assert len(set(ends)) == 1, out
+    assert cli.display_width("山田") == 4 and cli.display_width("e\u0301") == 1
+
+
+def test_samba_active_time_of_a_brand_new_session_is_shown_as_zero(
+    pool: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entries = [SESSION_INFO_1("127.0.0.1", "nsadmin", 1, 0xFFFFFFFF, 0xFFFFFFFF, 0)]
+    pool(samba_like(entries, level=1))
+    _, out, _ = run(["info", "fs1", r"\\127.0.0.1", "nsadmin"], capsys)
+    assert "Active time  00:00:00" in out and "1193046" not in out
+    _, out, _ = run(["list", "fs1", "--level", "1", "--format", "json"], capsys)
+    assert json.loads(out)[0]["active_time"] == 0 and json.loads(out)[0]["idle_time"] == 0
+    assert cli.hms(0x7FFFFFFF) == "596523:14:07"  # a large real time stays as it is
+
+
+def test_verbose_says_whom_it_connects_to(pool: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    pool(table_service(make_table()))
+    status, _, err = run(["list", "fs1", "-U", "dom/erin%pw", "-v"], capsys)
+    assert status == 0
+    assert "netsession: connecting to fs1 as dom\\erin" in err

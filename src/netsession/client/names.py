@@ -24,7 +24,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
-from netsession.errors import NERR_InvalidComputer, NetApiError
+from netsession.errors import NERR_InvalidComputer, NetApiError, shown
 
 UNC_PREFIX: Final = "\\\\"
 LOCAL_NAMES: Final = frozenset(("", "."))
@@ -55,12 +55,13 @@ class Target:
 
 
 def _invalid(server: str, why: str, funcname: str) -> NetApiError:
-    return NetApiError(NERR_InvalidComputer, funcname, f"This computer name is invalid. ({server!r}: {why})")
+    detail = f"This computer name is invalid. ({shown(server)}: {why})"
+    return NetApiError(NERR_InvalidComputer, funcname, detail)
 
 
 def _port(text: str, server: str, funcname: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise _invalid(server, f"bad port {text!r}", funcname)
+        raise _invalid(server, f"bad port {shown(text)}", funcname)
     return int(text)
 
 
@@ -84,7 +85,7 @@ def parse_server(server: str | None, funcname: str = "") -> Target | None:
         host, rest = text[1:end], text[end + 1 :]
         if rest:
             if not rest.startswith(":"):
-                raise _invalid(server, f"unexpected {rest!r} after ']'", funcname)
+                raise _invalid(server, f"unexpected {shown(rest)} after ']'", funcname)
             port = _port(rest[1:], server, funcname)
         try:
             ipaddress.IPv6Address(host.split("%", 1)[0])

@@ -42,13 +42,14 @@ from netsession.client.transport import (
     TransportError,
     UnixSocketTransport,
 )
-from netsession.errors import ERROR_INVALID_PARAMETER, NetApiError
+from netsession.errors import ERROR_INVALID_PARAMETER, NetApiError, shown
 from netsession.paths import local_srvsvc_socket
 
 DEFAULT_PORT: Final = 445
 AUTH_PROTOCOLS: Final = ("negotiate", "ntlm", "kerberos")
 _NT_HASH: Final = re.compile(r"^[0-9a-fA-F]{32}$")
 _TRUE: Final = frozenset(("1", "yes", "true", "on"))
+_FALSE: Final = frozenset(("", "0", "no", "false", "off"))
 
 _T = TypeVar("_T")
 
@@ -99,22 +100,31 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credential
     if user is not None:
         user_domain, user = split_user(user)
         domain = user_domain or domain
-    kerberos = env.get("NETSESSION_KERBEROS", "").strip().lower() in _TRUE
+    kerberos = _env_bool("NETSESSION_KERBEROS", env)
     return Credentials(
         username=user,
         password=env.get("NETSESSION_PASSWORD") or None,
         domain=domain,
         nt_hash=env.get("NETSESSION_NT_HASH") or None,
-        encrypt=env.get("NETSESSION_ENCRYPT", "").strip().lower() in _TRUE,
+        encrypt=_env_bool("NETSESSION_ENCRYPT", env),
         auth_protocol="kerberos" if kerberos else "negotiate",
     )
+
+
+def _env_bool(name: str, environ: Mapping[str, str]) -> bool:
+    """A yes/no variable; anything else is refused (as a bad number is), not read as "no"."""
+    text = environ.get(name, "")
+    word = text.strip().lower()
+    if word not in _TRUE | _FALSE:
+        raise NetApiError(ERROR_INVALID_PARAMETER, "", f"The parameter is incorrect. ({name}={shown(text)})")
+    return word in _TRUE
 
 
 def _env_number(name: str, default: float, environ: Mapping[str, str]) -> float:
     text = environ.get(name)
     if not text:
         return default
-    bad = NetApiError(ERROR_INVALID_PARAMETER, "", f"The parameter is incorrect. ({name}={text!r})")
+    bad = NetApiError(ERROR_INVALID_PARAMETER, "", f"The parameter is incorrect. ({name}={shown(text)})")
     try:
         value = float(text)
     except ValueError:

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 
+from netsession.errors import shown
 from netsession.groups import BUILTIN_GROUPS, USERS
 
 __all__ = [
@@ -161,14 +162,16 @@ def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name:
         raise InvalidAccountName("an account name must be a non-empty string")
     if len(name) > ACCOUNT_NAME_MAX:
-        raise InvalidAccountName(f"account name {name!r} is longer than {ACCOUNT_NAME_MAX} characters", name)
+        raise InvalidAccountName(
+            f"account name {shown(name)} is longer than {ACCOUNT_NAME_MAX} characters", name
+        )
     bad = sorted({ch for ch in name if ch in _FORBIDDEN_NAME_CHARS or ord(ch) < 0x20 or ord(ch) == 0x7F})
     if bad:
         raise InvalidAccountName(
-            f"account name {name!r} contains forbidden characters {''.join(bad)!r}", name
+            f"account name {shown(name)} contains forbidden characters {shown(''.join(bad))}", name
         )
     if not name.strip(". "):
-        raise InvalidAccountName(f"account name {name!r} consists only of periods and spaces", name)
+        raise InvalidAccountName(f"account name {shown(name)} consists only of periods and spaces", name)
 
 
 def _is_valid_name(name: str) -> bool:
@@ -196,7 +199,7 @@ def _canonical_groups(groups: Iterable[str]) -> frozenset[str]:
         canonical = _GROUPS_BY_KEY.get(fold_name(group)) if isinstance(group, str) else None
         if canonical is None:
             known = ", ".join(BUILTIN_GROUPS)
-            raise UnknownGroup(f"unknown group {group!r}; the groups are {known}", str(group))
+            raise UnknownGroup(f"unknown group {shown(group)}; the groups are {known}", str(group))
         out.add(canonical)
     return frozenset(out)
 
@@ -323,7 +326,7 @@ class AccountStore:
         key = fold_name(name)
         with self._write() as db:
             if db.execute("SELECT 1 FROM users WHERE name_key = ?", (key,)).fetchone():
-                raise DuplicateAccount(f"account {name!r} exists already", name)
+                raise DuplicateAccount(f"account {shown(name)} exists already", name)
             db.execute("INSERT INTO users (name_key, name, nt_hash) VALUES (?, ?, ?)", (key, name, value))
             _insert_memberships(db, key, members)
         return Account(name, value, members)
@@ -334,7 +337,7 @@ class AccountStore:
         with self._write() as db:
             updated = db.execute("UPDATE users SET nt_hash = ? WHERE name_key = ?", (value, fold_name(name)))
             if updated.rowcount == 0:
-                raise UnknownAccount(f"no account {name!r}", name)
+                raise UnknownAccount(f"no account {shown(name)}", name)
 
     def set_password(self, name: str, password: str) -> None:
         """Replace an account's NT hash with that of ``password`` (which is not kept)."""
@@ -346,7 +349,7 @@ class AccountStore:
         key = fold_name(name)
         with self._write() as db:
             if not db.execute("SELECT 1 FROM users WHERE name_key = ?", (key,)).fetchone():
-                raise UnknownAccount(f"no account {name!r}", name)
+                raise UnknownAccount(f"no account {shown(name)}", name)
             db.execute("DELETE FROM memberships WHERE name_key = ?", (key,))
             _insert_memberships(db, key, members)
 
@@ -354,7 +357,7 @@ class AccountStore:
         """Remove an account and its memberships. Raises :class:`UnknownAccount`."""
         with self._write() as db:
             if db.execute("DELETE FROM users WHERE name_key = ?", (fold_name(name),)).rowcount == 0:
-                raise UnknownAccount(f"no account {name!r}", name)
+                raise UnknownAccount(f"no account {shown(name)}", name)
 
     # -- queries (each one statement, so one consistent snapshot)
 
@@ -390,5 +393,5 @@ class AccountStore:
         """The groups of account ``name``. Raises :class:`UnknownAccount`."""
         account = self.get(name)
         if account is None:
-            raise UnknownAccount(f"no account {name!r}", name)
+            raise UnknownAccount(f"no account {shown(name)}", name)
         return account.groups

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from netsession.errors import shown
 from netsession.groups import BUILTIN_GROUPS, USERS
 from netsession.paths import SRVSVC_SOCKET_NAME, state_dir
 from netsession.table import AccessPolicy
@@ -44,25 +45,69 @@ def _open_store(args: argparse.Namespace, *, create: bool) -> Any:
         raise CommandError(f"cannot open the account store {path}: {exc}") from None
 
 
+def _listen(value: str) -> str:
+    from netsession.server.listener import parse_listen
+
+    try:
+        parse_listen(value.partition("=")[0])  # =PERSONALITY: the decoy's (netsession.decoy.cli)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _positive_int(value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{shown(value)} is not a whole number of at least 1")
+    return int(value)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{shown(value)} is not a number of seconds of 0 or more")
+    return seconds
+
+
 def _group(value: str) -> str:
     for group in BUILTIN_GROUPS:
         if group.casefold() == value.casefold():
             return group
-    raise argparse.ArgumentTypeError(f"unknown group {value!r} (choose from {', '.join(BUILTIN_GROUPS)})")
+    choices = ", ".join(BUILTIN_GROUPS)
+    raise argparse.ArgumentTypeError(f"unknown group {shown(value)} (choose from {choices})")
 
 
 def _read_password(args: argparse.Namespace, name: str) -> str:
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not line:
+            raise CommandError("--password-stdin: standard input is empty (no password)")
     elif sys.stdin.isatty():
-        password = getpass.getpass(f"New password for {name}: ")
-        if getpass.getpass("Retype it: ") != password:
-            raise CommandError("the passwords do not match")
+        try:
+            password = getpass.getpass(f"New password for {name}: ")
+            if getpass.getpass("Retype it: ") != password:
+                raise CommandError("the passwords do not match")
+        except EOFError:
+            raise CommandError("no password given (end of input at the prompt)") from None
     else:
         raise CommandError("no terminal to ask for the password: use --password-stdin")
     if not password:
         raise CommandError("the password is empty")
     return password
+
+
+def _account_error(exc: Exception, name: str) -> CommandError:
+    """One wording for every account command's refusals."""
+    from netsession.server.accounts import DuplicateAccount, UnknownAccount
+
+    if isinstance(exc, UnknownAccount):
+        return CommandError(f"no account named {name}")
+    if isinstance(exc, DuplicateAccount):
+        return CommandError(f"an account named {name} exists already")
+    return CommandError(str(exc))
 
 
 # -- user ----------------------------------------------------------------------------------------------
@@ -75,7 +120,7 @@ def _user_add(args: argparse.Namespace) -> int:
     try:
         account = store.add_user(args.name, nt_hash(password), args.group or (USERS,))
     except AccountError as exc:
-        raise CommandError(str(exc)) from None
+        raise _account_error(exc, args.name) from None
     finally:
         store.close()
     print(f"added {account.name} ({', '.join(sorted(account.groups))})")
@@ -88,12 +133,13 @@ def _user_passwd(args: argparse.Namespace) -> int:
     store = _open_store(args, create=False)
     try:
         if store.get(args.name) is None:
-            raise CommandError(f"no such user: {args.name}")
+            raise CommandError(f"no account named {args.name}")
         store.set_nt_hash(args.name, nt_hash(_read_password(args, args.name)))
     except AccountError as exc:
-        raise CommandError(str(exc)) from None
+        raise _account_error(exc, args.name) from None
     finally:
         store.close()
+    print(f"changed the password of {args.name}")
     return 0
 
 
@@ -104,9 +150,10 @@ def _user_del(args: argparse.Namespace) -> int:
     try:
         store.delete_user(args.name)
     except AccountError as exc:
-        raise CommandError(str(exc)) from None
+        raise _account_error(exc, args.name) from None
     finally:
         store.close()
+    print(f"deleted {args.name}")
     return 0
 
 
@@ -231,7 +278,7 @@ def register(subparsers: Any) -> None:
         "NetrSessionDel over \\PIPE\\srvsvc list and end their sessions.",
     )
     serve.add_argument(
-        "--listen", action="append", metavar="HOST:PORT[=PERSONALITY]",
+        "--listen", action="append", metavar="HOST:PORT[=PERSONALITY]", type=_listen,
         help="address to listen on, repeatable; [v6]:PORT for IPv6 (default 127.0.0.1:4445; 445 needs root); "
         "=PERSONALITY: how this listener answers srvsvc (see --personality)",
     )
@@ -244,11 +291,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--allow-guest", action="store_true", help="accept guest logons")
     serve.add_argument("--encrypt", action="store_true", help="require SMB3 encryption of every session")
     serve.add_argument(
-        "--max-connections", type=int, default=16384, metavar="N",
+        "--max-connections", type=_positive_int, default=16384, metavar="N",
         help="refuse TCP connections beyond N open at once (default %(default)s)",
     )
     serve.add_argument(
-        "--idle-timeout", type=float, default=900.0, metavar="SECONDS",
+        "--idle-timeout", type=_seconds, default=900.0, metavar="SECONDS",
         help="drop a connection silent this long (default 900; 0 = never)",
     )
     serve.add_argument("--no-local-socket", action="store_true", help="do not serve the local Unix socket")

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from netsession.errors import shown
 from netsession.server.app import NetsessionServer
 from netsession.server.pipes import RpcEndpoint
 from netsession.server.srvsvc import CallContext
@@ -54,16 +55,18 @@ def parse_listen(value: str) -> tuple[str, int]:
     if value.startswith("["):
         host, sep, port = value[1:].partition("]:")
         if not sep:
-            raise ValueError(f"expected [IPv6]:PORT, got {value!r}")
+            raise ValueError(f"{shown(value)}: expected [IPv6]:PORT")
     elif value.isdigit():
         host, port = "", value
     else:
         host, sep, port = value.rpartition(":")
         if not sep:
-            raise ValueError(f"expected HOST:PORT, got {value!r}")
+            raise ValueError(f"{shown(value)}: expected HOST:PORT")
+    if not port.isdigit():
+        raise ValueError(f"{shown(value)}: the port is not a number")
     number = int(port)
     if not 0 <= number <= 65535:
-        raise ValueError(f"port out of range in {value!r}")
+        raise ValueError(f"{shown(value)}: the port is out of range (0-65535)")
     return host, number
 
 
