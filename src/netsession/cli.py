@@ -48,6 +48,7 @@ from netsession.errors import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_LEVEL,
     ERROR_LOGON_FAILURE,
+    ERROR_NOT_SUPPORTED,
     NERR_ClientNameNotFound,
     NERR_UserNotFound,
     NetApiError,
@@ -364,11 +365,15 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
 
 def _credentials_hint(exc: NetApiError) -> str | None:
     """For a logon refused when no password was available: what to give, instead of the layers' chain."""
-    if exc.winerror != ERROR_LOGON_FAILURE or _attempt is None:
+    if exc.winerror not in (ERROR_LOGON_FAILURE, ERROR_NOT_SUPPORTED) or _attempt is None:
         return None
     server, creds = _attempt
     if creds.password or creds.nt_hash:
         return None  # the server judged a password: its own answer says it all
+    if exc.winerror == ERROR_NOT_SUPPORTED and (
+        creds.username or creds.auth_protocol == "kerberos" or "Kerberos" not in exc.strerror
+    ):
+        return None  # Kerberos asked of a server without it, no encryption: the answer names what is missing
     if creds.auth_protocol == "kerberos":
         return (f"no usable Kerberos ticket for {server}" + (f" as {creds.username}" if creds.username
                 else "") + " (run kinit first)")
