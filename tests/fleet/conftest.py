@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
 
 from fleet_sim import Fleet, start_fleet
+from postgres import PostgresServer, find_bin, running_postgres
 from samba import SambaServer, missing_prerequisites, running_samba
 
 
@@ -34,4 +35,12 @@ def fleet_samba() -> Iterator[SambaServer]:
     if reason is not None:
         pytest.fail(f"cannot start a private smbd: {reason}")
     with running_samba(prefix="netsession-fleet-smbd-") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    if find_bin() is None:
+        pytest.fail("PostgreSQL is not installed (scripts/setup.sh installs it: apt-get install postgresql)")
+    with running_postgres() as server:
         yield server

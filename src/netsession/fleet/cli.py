@@ -359,3 +359,6 @@ def register(subparsers: Any) -> None:
                    help="AD domain of the user names, for --format bloodhound (ALICE@DOMAIN)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.set_defaults(func=cmd_scan)
+    from netsession.fleet.watch_cli import register as register_watch
+
+    register_watch(subparsers)
