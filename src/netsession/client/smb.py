@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import os
 import socket
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from netsession.client.auth import Initiator, initiator_for
 from netsession.client.errors import (
@@ -99,6 +100,17 @@ if TYPE_CHECKING:
 
 def unc_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def _numeric(host: str, port: int) -> list[Any] | None:
+    """getaddrinfo for an address literal, without the resolver's thread; None for a name."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_NUMERICHOST
+    )
 
 
 class _Protocol(asyncio.Protocol):
@@ -210,7 +222,28 @@ class SmbConnection:
         self.port = port
         self._protocol = protocol
         self.conn = protocol.conn
-        self.deadline: float | None = None
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def deadline(self) -> float | None:
+        """When (``loop.time()``) everything in progress must be done; None: no limit. One timer per
+        connection: when it fires, whatever is awaited fails with DeadlineExpired and the connection is
+        dropped (an answer that comes later would find the connection out of step)."""
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = value
+        if value is not None and self._protocol.error is None:
+            self._timer = asyncio.get_running_loop().call_at(value, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._protocol.fail(DeadlineExpired(f"{self.where}: no answer before the deadline", delivered=True))
 
     @property
     def where(self) -> str:
@@ -224,7 +257,8 @@ class SmbConnection:
         loop = asyncio.get_running_loop()
         where = f"{unc_host(host)}:{port}"
         try:
-            infos = await _within(
+            numeric = _numeric(host, port)
+            infos: list[Any] = numeric if numeric is not None else await _within(
                 loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP),
                 deadline,
                 f"{where}: name resolution",
@@ -262,9 +296,7 @@ class SmbConnection:
     # -- one exchange ----------------------------------------------------------------------------------
 
     async def _await(self, message_id: int, what: str) -> Reply:
-        return await _within(
-            self._protocol.submit(message_id), self.deadline, f"{self.where}: {what}", delivered=True
-        )
+        return await self._protocol.submit(message_id)
 
     async def call(self, body: Request, *, tree_id: int = 0, what: str = "") -> Reply:
         """Send one request on the session and return its final response."""
@@ -360,6 +392,9 @@ class SmbConnection:
 
     def close(self) -> None:
         """Drop the connection: the server ends the session, tree and opens (MS-SMB2 §3.3.7.1)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         transport = self._protocol.transport
         if transport is not None:
             transport.abort()
@@ -471,7 +506,7 @@ class SmbPipe:
         length, waiter = self._reads.popleft()
         self._in_flight -= length
         try:
-            reply = await _within(waiter, self.smb.deadline, f"{self.smb.where}: READ", delivered=True)
+            reply = await waiter
         except BaseException:
             self._cancel_reads()
             raise

@@ -151,6 +151,7 @@ class SmbPipeTransport:
         pipe = await open_pipe(
             self.host, self.port, creds, pipe=self.pipe, deadline=deadline, allow_guest=self.allow_guest
         )
+        pipe.deadline = None  # a kept connection has no deadline between calls
         self._pipe = pipe
         return pipe
 
@@ -183,10 +184,13 @@ class SmbPipeTransport:
 
     async def _exchange(self, pipe: SmbPipe, data: bytes, transceive: bool) -> bytes:
         pipe.deadline = asyncio.get_running_loop().time() + self.timeout
-        if transceive:
-            return await pipe.transceive(data)
-        await pipe.write(data)
-        return b""
+        try:
+            if transceive:
+                return await pipe.transceive(data)
+            await pipe.write(data)
+            return b""
+        finally:
+            pipe.deadline = None
 
     def transceive(self, data: bytes) -> bytes:
         self._due = 0
@@ -201,9 +205,13 @@ class SmbPipeTransport:
         self._due = due
 
     async def _read(self, pipe: SmbPipe, due: int) -> bytes:
-        if due:
-            pipe.read_ahead(due)
-        return await pipe.read()
+        pipe.deadline = asyncio.get_running_loop().time() + self.timeout
+        try:
+            if due:
+                pipe.read_ahead(due)
+            return await pipe.read()
+        finally:
+            pipe.deadline = None
 
     def read(self) -> bytes:
         due, self._due = self._due, 0

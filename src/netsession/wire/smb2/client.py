@@ -74,7 +74,7 @@ from .messages import (
     SessionSetupResponse,
     TreeConnectResponse,
     WriteRequest,
-    decode_response,
+    decode_response_body,
     encode_message,
 )
 from .negotiate import (
@@ -524,7 +524,7 @@ class ClientConnection:
             return
         self._check_signature(header, raw, sent, encrypted)
         del self._outstanding[header.message_id]
-        _, body = decode_response(raw)
+        body = decode_response_body(header, raw)
         self._check_size(body, sent)
         self._process(header, body, raw, sent)
         events.append(Reply(header.message_id, header, body, raw, encrypted))

@@ -20,6 +20,9 @@ def split_compound(data: Buffer) -> list[bytes]:
     multiple of 8 (3.3.5.2.7: the server SHOULD disconnect otherwise), at least a header long, and
     leave a next header inside ``data``. Related/unrelated flags are the caller's to check.
     """
+    if len(data) >= SMB2_HEADER_SIZE and data[NEXT_COMMAND_OFFSET : NEXT_COMMAND_OFFSET + 4] == b"\0\0\0\0":
+        Smb2Header.decode(data)  # a lone message: still a header, but nothing to split
+        return [bytes(data)]
     view = memoryview(data)
     parts: list[bytes] = []
     pos = 0

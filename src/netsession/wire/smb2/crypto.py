@@ -34,6 +34,10 @@ from .header import (
     TransformHeader,
 )
 
+_SERVER_TO_REDIR = int(HeaderFlags.SERVER_TO_REDIR)
+_CANCEL = int(Command.CANCEL)
+_SIGNED = int(HeaderFlags.SIGNED)
+
 
 class Smb2IntegrityError(Smb2DecodeError):
     """An encrypted message failed authentication (wrong key, tampering) or its size check."""
@@ -149,7 +153,7 @@ def gmac_nonce(message: Buffer) -> bytes:
     (SERVER_TO_REDIR) and bit 1 "an SMB2 CANCEL request"."""
     (flags,) = struct.unpack_from("<I", message, FLAGS_OFFSET)
     (command,) = struct.unpack_from("<H", message, COMMAND_OFFSET)
-    info = (1 if flags & HeaderFlags.SERVER_TO_REDIR else 0) | (2 if command == Command.CANCEL else 0)
+    info = (1 if flags & _SERVER_TO_REDIR else 0) | (2 if command == _CANCEL else 0)
     return bytes(message[MESSAGE_ID_OFFSET : MESSAGE_ID_OFFSET + 8]) + struct.pack("<I", info)
 
 
@@ -174,7 +178,7 @@ def compute_signature(message: Buffer, key: bytes, algorithm: int) -> bytes:
 def sign_message(message: bytearray, key: bytes, algorithm: int) -> None:
     """Sign an SMB2 message in place: set SMB2_FLAGS_SIGNED, then write the signature at offset 48."""
     (flags,) = struct.unpack_from("<I", message, FLAGS_OFFSET)
-    struct.pack_into("<I", message, FLAGS_OFFSET, flags | HeaderFlags.SIGNED)
+    struct.pack_into("<I", message, FLAGS_OFFSET, flags | _SIGNED)
     message[SIGNATURE_OFFSET : SIGNATURE_OFFSET + SIGNATURE_SIZE] = compute_signature(message, key, algorithm)
 
 

@@ -102,6 +102,7 @@ __all__ = [
     "WriteResponse",
     "decode_request",
     "decode_response",
+    "decode_response_body",
     "encode_message",
     "is_error_response",
 ]
@@ -244,12 +245,17 @@ def decode_response(message: Buffer) -> tuple[Smb2Header, Response]:
     header = Smb2Header.decode(message)
     if not header.is_response:
         raise Smb2DecodeError("SERVER_TO_REDIR clear on a response", 16)
+    return header, decode_response_body(header, message)
+
+
+def decode_response_body(header: Smb2Header, message: Buffer) -> Response:
+    """The body of a response whose header is already decoded (``header`` is ``message``'s)."""
     if is_error_response(header, message):
-        return header, ErrorResponse.decode(message)
+        return ErrorResponse.decode(message)
     cls = RESPONSE_BODIES.get(header.command)
     if cls is None:
-        return header, RawBody(header.command, bytes(message[SMB2_HEADER_SIZE:]))
-    return header, cls.decode(message)
+        return RawBody(header.command, bytes(message[SMB2_HEADER_SIZE:]))
+    return cls.decode(message)
 
 
 def encode_message(header: Smb2Header, body: Request | Response) -> bytes:
