@@ -1,0 +1,42 @@
+"""Shared pieces of the hostile suite: a NetsessionServer with real accounts in a temporary store, and
+in-memory clients on its connections (our own codecs and pyspnego's NTLM, no sockets)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
+
+from smb2_client import PASSWORDS
+
+from netsession.groups import ADMINISTRATORS, USERS
+from netsession.server.accounts import AccountStore, nt_hash
+
+
+class CountingStore:
+    """An AccountStore that counts lookups: one per password checked (the NTLM AUTHENTICATE leg)."""
+
+    def __init__(self, store: AccountStore) -> None:
+        self.store = store
+        self.lookups = 0
+
+    def get(self, name: str):  # type: ignore[no-untyped-def]
+        self.lookups += 1
+        return self.store.get(name)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.store, name)
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> Iterator[CountingStore]:
+    store = AccountStore(tmp_path / "accounts.db")
+    store.add_user("alice", nt_hash(PASSWORDS["alice"]), (USERS,))
+    store.add_user("bob", nt_hash(PASSWORDS["bob"]), (USERS,))
+    store.add_user("admin", nt_hash(PASSWORDS["admin"]), (ADMINISTRATORS,))
+    yield CountingStore(store)
+    store.close()
