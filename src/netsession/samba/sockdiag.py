@@ -9,11 +9,13 @@ every SMB2 ECHO resets it, while pure ACKs and TCP keepalive probes (no payload)
 :func:`last_data_recv` asks for it through NETLINK_SOCK_DIAG (``inet_diag``), one dump per address
 family of the TCP sockets in ESTABLISHED or CLOSE_WAIT with the INET_DIAG_INFO extension, and indexes
 the answer by (local address, local port, remote address, remote port). Linux only; elsewhere (or without
-permission) the map is empty and the caller falls back.
+permission) the map is empty and the caller falls back. Address strings are parsed once (cached): the
+same connections come back on every call.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
@@ -50,6 +52,7 @@ def _request(family: int, seq: int) -> bytes:
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, flags, seq, 0) + body
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _address(family: int, raw: bytes) -> str:
     if family == socket.AF_INET:
         return str(ipaddress.IPv4Address(raw[:4]))
@@ -106,6 +109,7 @@ def last_data_recv() -> dict[Endpoint, int]:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_tsocket_address(text: str) -> tuple[str, int] | None:
     """Samba's tsocket address string (``ipv4:10.0.0.5:445``, ``ipv6:fd00::5:445``) as (address, port)."""
     kind, _, rest = text.partition(":")

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netsession.samba.ndr import nttime_to_unix
 from netsession.samba.smbxsrv import (
     Channel,
     OpenGlobal,
-    SessionGlobal,
     TconGlobal,
     decode_open_global,
     decode_session_global,
@@ -135,8 +134,8 @@ class SambaState:
     def sessions(self) -> list[SambaSession]:
         """Every authenticated session now, oldest first. Raises :class:`SambaStateError`."""
         globals_ = [
-            g for g in self._records(SESSION_DB, lambda v: decode_session_global(strip_watchers(v)))
-            if isinstance(g, SessionGlobal) and g.session_info is not None
+            g for g in self._records(SESSION_DB, _decode_session)
+            if isinstance(g, _Prepared)
         ]
         tcons = [t for t in self._records(TCON_DB, decode_tcon_global) if isinstance(t, TconGlobal)]
         opens = [o for o in self._records(OPEN_DB, decode_open_global) if isinstance(o, OpenGlobal)]
@@ -151,36 +150,54 @@ class SambaState:
                 open_ids.setdefault((o.server_id.pid, o.open_owner), []).append(o.open_global_id)
         tcp = self._tcp_info() if globals_ else {}
         out = []
-        for g in globals_:
-            si = g.session_info
-            assert si is not None
-            sids = si.token.sids if si.token is not None else ()
-            info = si.info
-            user = (info.account_name if info is not None else None) or si.unix_name or ""
-            domain = (info.domain_name if info is not None else None) or ""
-            user_sid = sids[0] if sids else ""
+        for p in globals_:
             idle: int | None = None
-            client = ""
-            for ch in g.channels:
-                local = parse_tsocket_address(ch.local_address)
-                remote = parse_tsocket_address(ch.remote_address)
-                if remote is not None and not client:
-                    client = remote[0]
-                if local is not None and remote is not None:
-                    age = tcp.get((local[0], local[1], remote[0], remote[1]))
-                    if age is not None and (idle is None or age < idle):
-                        idle = age
-            if not client:
-                client = g.channels[0].remote_name
-            pid = g.channels[0].server_id.pid
-            out.append(
-                SambaSession(
-                    g.session_global_id, g.session_wire_id, nttime_to_unix(g.creation_time), g.creation_time,
-                    nttime_to_unix(g.auth_time), user, domain, user_sid,
-                    si.unix_token.uid if si.unix_token is not None else None, is_guest(sids),
-                    g.connection_dialect, g.signing_flags, g.encryption_flags, g.channels, client,
-                    tuple(trees.get(g.session_global_id, ())), tuple(open_ids.get((pid, user_sid), ())), idle,
-                )
-            )
+            for endpoint in p.endpoints:
+                age = tcp.get(endpoint)
+                if age is not None and (idle is None or age < idle):
+                    idle = age
+            out.append(replace(
+                p.session,
+                trees=tuple(trees.get(p.session.global_id, ())),
+                opens=tuple(open_ids.get((p.session.pid, p.session.user_sid), ())),
+                idle_ms=idle,
+            ))
         out.sort(key=lambda s: (s.creation_time, s.global_id))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What a session record says once decoded (cached with its bytes): the row without the parts that
+    change without the record changing (trees, opens, idle), and its connections' endpoints."""
+
+    session: SambaSession
+    endpoints: tuple[Endpoint, ...]
+
+
+def _decode_session(value: bytes) -> _Prepared | None:
+    g = decode_session_global(strip_watchers(value))
+    if g is None or g.session_info is None:
+        return None
+    si = g.session_info
+    sids = si.token.sids if si.token is not None else ()
+    info = si.info
+    user = (info.account_name if info is not None else None) or si.unix_name or ""
+    domain = (info.domain_name if info is not None else None) or ""
+    endpoints = []
+    client = ""
+    for ch in g.channels:
+        local = parse_tsocket_address(ch.local_address)
+        remote = parse_tsocket_address(ch.remote_address)
+        if remote is not None and not client:
+            client = remote[0]
+        if local is not None and remote is not None:
+            endpoints.append((local[0], local[1], remote[0], remote[1]))
+    session = SambaSession(
+        g.session_global_id, g.session_wire_id, nttime_to_unix(g.creation_time), g.creation_time,
+        nttime_to_unix(g.auth_time), user, domain, sids[0] if sids else "",
+        si.unix_token.uid if si.unix_token is not None else None, is_guest(sids),
+        g.connection_dialect, g.signing_flags, g.encryption_flags, g.channels,
+        client or g.channels[0].remote_name, (), (), None,
+    )
+    return _Prepared(session, tuple(endpoints))
