@@ -17,7 +17,23 @@ fragment, after one warm-up call):
 
 Server CPU is the bridge process's for (1), every process of that smbd's (smbd children, samba-dcerpcd,
 rpcd_*) for (2). Every answer must hold every live session (the held ones and the administrator's).
-"""
+
+Measured 2026-12-01 on a 2 vCPU AMD EPYC VM (Firecracker), 23.5 GiB, Linux 6.18, Python 3.11.7,
+Samba 4.17.12-Debian, load ~0.5-1 (an earlier run at load 20-58 gave 42-58 ms for the bridge and 29 ms
+for Samba):
+
+    srvsvc                   live sessions  level   frag  entries   median ms  best ms  server CPU  stub kB  READs
+                                                                                           ms/call
+    netsession samba-bridge           1001    502  65528     1001        24.4     23.4        25.6    160.2      3
+    netsession samba-bridge           1001     10  65528     1001        33.6     23.4        29.6     76.1      1
+    netsession samba-bridge           1001    502   4280     1001        29.5     27.8        23.5    160.2     49
+    netsession samba-bridge           1001     10   4280     1001        29.6     26.7        27.1     76.1     31
+    Samba (rpcd_classic)              1001      1   4280     1001        16.7     16.2        14.6     80.1     31
+    Samba (rpcd_classic)              1001    502   4280           status 124
+
+Each bridge call re-reads Samba's state (the three TDBs, ~2,000 records, and a sock_diag dump of ~2,000
+TCP sockets): ~16 ms of the ~25 ms of bridge CPU.
+"""  # noqa: E501 - the recorded table is as printed
 
 from __future__ import annotations
 
