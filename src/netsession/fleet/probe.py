@@ -4,8 +4,8 @@ Everything else in :mod:`netsession.fleet` sees only :class:`HostConnection`, :c
 :class:`ProbeError` (a failure already sorted into the verdict vocabulary), so the engine below can change
 without the scan noticing.
 
-This version drives the client engine's async SMB pipe (:class:`netsession.client.smb.SmbPipe`) directly on
-the scan's event loop — no threads — with our DCE/RPC association and srvsvc codecs on top.
+This version is :mod:`netsession.aio`'s per-host API (:func:`netsession.aio.connect`, explicit credentials,
+one deadline, the raw Win32 page), on the scan's own event loop: no threads.
 """
 
 from __future__ import annotations
@@ -16,36 +16,20 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from netsession import aio
 from netsession.client import errors
-from netsession.client.auth import initiator_for
-from netsession.client.fragments import FragmentTracker
 from netsession.client.pool import Credentials
-from netsession.client.rpc import CLIENT_MAX_FRAG, SRVSVC_SYNTAX, RpcFaultError, _bind_rejection
-from netsession.client.smb import SmbPipe
+from netsession.client.rpc import RpcFaultError
 from netsession.client.transport import TransportError
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
-    ERROR_MORE_DATA,
     RPC_S_PROTOCOL_ERROR,
     RPC_X_BAD_STUB_DATA,
-    NERR_Success,
     NetApiError,
     status_name,
 )
 from netsession.fleet.results import Verdict
 from netsession.records import SessionInfo
-from netsession.wire.dcerpc import (
-    NDR20,
-    BindAccepted,
-    BindRejected,
-    ClientAssociation,
-    FaultReceived,
-    RemoteProtocolError,
-    ResponseReceived,
-)
-from netsession.wire.ndr import NdrError
-from netsession.wire.smb2.client import ClientConfig
-from netsession.wire.srvsvc import SRVSVC_PIPE, NetrSessionEnumRequest, NetrSessionEnumResponse, Opnum
 
 # MS-RPCE §2.2.2.13 / MS-ERREF: a fault PDU carrying status 5 (ERROR_ACCESS_DENIED), how a hardened
 # Windows (NetCease, Server 2019+) refuses NetrSessionEnum.
@@ -85,6 +69,8 @@ class ProbeError(Exception):
 
 def stub_error(status: int) -> ProbeError:
     """What a NET_API_STATUS other than success / ERROR_MORE_DATA means."""
+    if status in _PROTOCOL_ERRORS:  # the answer did not decode (or was for another level)
+        return ProbeError(Verdict.PROTOCOL_ERROR, status_name(status), "NetrSessionEnum's answer is broken")
     verdict = Verdict.ACCESS_DENIED if status == ERROR_ACCESS_DENIED else Verdict.ERROR
     return ProbeError(verdict, status_name(status), f"NetrSessionEnum returned {status_name(status)}",
                       stub_status=status)
@@ -155,108 +141,51 @@ class Engine:
 
 
 class HostConnection:
-    """srvsvc on one host, bound, for the calls of one scan of it. Use :func:`open_host`.
+    """srvsvc on one host, bound (an :class:`netsession.aio.Server`), for the calls of one scan of it.
+    Use :func:`open_host`."""
 
-    The DCE/RPC association is our sans-I/O :class:`~netsession.wire.dcerpc.ClientAssociation`; its PDUs
-    travel on the engine's async :class:`~netsession.client.smb.SmbPipe` (FSCTL_PIPE_TRANSCEIVE, then
-    READs with read-ahead for the fragments known to be due)."""
-
-    def __init__(self, pipe: SmbPipe, server_name: str, local_address: str | None) -> None:
-        self._pipe = pipe
-        self._server_name = server_name
-        self._assoc = ClientAssociation(max_xmit_frag=CLIENT_MAX_FRAG, max_recv_frag=CLIENT_MAX_FRAG)
+    def __init__(self, server: aio.Server, local_address: str | None) -> None:
+        self._server = server
         self.local_address = local_address
 
-    def _events(self, data: bytes) -> list[object]:
-        try:
-            return list(self._assoc.receive_data(data))
-        except RemoteProtocolError as exc:
-            raise ProbeError(Verdict.PROTOCOL_ERROR, "RPC_S_PROTOCOL_ERROR", f"DCE/RPC: {exc}") from None
-
-    async def _exchange(self, pdus: list[bytes], done: type[object], call_id: int | None) -> object:
-        """Send ``pdus`` (the last by transceive) and read until an event of type ``done`` (or a fault,
-        a bind rejection) for ``call_id``."""
-        for pdu in pdus[:-1]:
-            await self._pipe.write(pdu)
-        tracker = FragmentTracker(self._assoc.max_recv_frag)
-        data = await self._pipe.transceive(pdus[-1])
-        while True:
-            for event in self._events(data):
-                if isinstance(event, FaultReceived) and (call_id is None or event.call_id == call_id):
-                    raise RpcFaultError(event.status)
-                if isinstance(event, BindRejected):
-                    raise _bind_rejection(event)
-                if isinstance(event, done) and call_id in (None, getattr(event, "call_id", None)):
-                    return event
-            tracker.feed(data)
-            self._pipe.read_ahead(tracker.due())
-            data = await self._pipe.read()
-
-    async def bind(self) -> None:
-        """MS-RPCE §3.3.1.5.6: bind srvsvc with NDR 2.0."""
-        self._assoc.bind(SRVSVC_SYNTAX, (NDR20,))
-        try:
-            await self._exchange(self._assoc.data_to_send(), BindAccepted, None)
-        except ProbeError:
-            raise
-        except Exception as exc:
-            raise classify(exc, "call") from None
-
     async def enum(self, level: int, resume: int | None, prefmaxlen: int) -> Page:
-        """One NetrSessionEnum (MS-SRVS §3.1.4.5); ERROR_MORE_DATA is ``more``; any other status raises
-        ProbeError."""
-        request = NetrSessionEnumRequest(self._server_name, None, None, level, prefmaxlen, resume)
+        """One NetrSessionEnum page (MS-SRVS §3.1.4.5); ERROR_MORE_DATA is ``more``; any other status
+        raises ProbeError."""
         try:
-            call_id = self._assoc.request(Opnum.NetrSessionEnum, request.encode())
-            event = await self._exchange(self._assoc.data_to_send(), ResponseReceived, call_id)
-            assert isinstance(event, ResponseReceived)
-            r = NetrSessionEnumResponse.decode(event.stub)
-        except ProbeError:
-            raise
-        except NdrError as exc:
-            detail = f"NetrSessionEnum: {exc}"
-            raise ProbeError(Verdict.PROTOCOL_ERROR, "RPC_X_BAD_STUB_DATA", detail) from None
+            page = await self._server.session_enum(level, None, None, prefmaxlen, resume)
+        except (TransportError, RpcFaultError) as exc:
+            raise classify(exc, "call") from None
+        except NetApiError as exc:  # the call's own status, from the stub
+            raise stub_error(exc.winerror) from None
         except Exception as exc:
             raise classify(exc, "call") from None
-        if r.status not in (NERR_Success, ERROR_MORE_DATA):
-            raise stub_error(r.status)
-        if r.entries and r.level != level:
-            raise ProbeError(Verdict.PROTOCOL_ERROR, "RPC_X_BAD_STUB_DATA",
-                             f"asked for level {level}, the server answered {r.level}")
-        more = r.status == ERROR_MORE_DATA
-        return Page(list(r.entries), len(r.entries), r.total_entries, r.resume_handle, more)
+        return Page(list(page.records), page.entriesread, page.totalentries, page.resume_handle,
+                    page.more_data)
 
     async def close(self) -> None:
         # Dropping the TCP connection ends the session, tree and open on the server (MS-SMB2 §3.3.7.1),
         # without round trips that could wait on an unresponsive host.
-        self._pipe.close()
+        self._server.close()
+
+
+def _local_address(server: aio.Server) -> str | None:
+    """The scanner's own address on this connection (what the server files our session under)."""
+    with contextlib.suppress(Exception):
+        pipe: Any = server._pipe
+        sockname: Any = pipe.smb._protocol.transport.get_extra_info("sockname")
+        return str(sockname[0])
+    return None
 
 
 async def open_host(
     engine: Engine, address: str, port: int, credentials: Credentials, timeout: float
 ) -> HostConnection:
-    """Connect, negotiate, log on, open and bind srvsvc, all before ``timeout`` seconds pass; raises
-    ProbeError. (The caller's deadline bounds the whole host anyway.)"""
-    loop = asyncio.get_running_loop()
-    anonymous = credentials.username == "" and credentials.password is None and credentials.nt_hash is None
+    """Connect, negotiate, log on, open and bind srvsvc (:func:`netsession.aio.connect`), all within
+    ``timeout`` seconds; raises ProbeError. (The caller's deadline bounds the whole host anyway.)"""
+    server_name = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    deadline = asyncio.get_running_loop().time() + timeout
     try:
-        initiator = initiator_for(address, credentials)
-        config = ClientConfig(server_name=address, encryption_required=credentials.encrypt,
-                              allow_guest=anonymous)
-        pipe = await SmbPipe.open(address, port, initiator, pipe=SRVSVC_PIPE, config=config,
-                                  deadline=loop.time() + timeout, anonymous=anonymous)
-    except ProbeError:
-        raise
+        server = await aio.connect(server_name, credentials=credentials, deadline=deadline)
     except Exception as exc:
         raise classify(exc, "connect") from None
-    local: str | None = None
-    with contextlib.suppress(Exception):
-        sockname: Any = pipe.smb._protocol.transport.get_extra_info("sockname")  # type: ignore[union-attr]
-        local = str(sockname[0])
-    conn = HostConnection(pipe, f"\\{address}", local)
-    try:
-        await conn.bind()
-    except BaseException:
-        await conn.close()
-        raise
-    return conn
+    return HostConnection(server, _local_address(server))
