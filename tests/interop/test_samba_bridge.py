@@ -43,6 +43,7 @@ from netsession.errors import (
     NERR_UserNotFound,
 )
 from netsession.samba.npa import NtStatus
+from netsession.samba.service import RPC_S_CALL_FAILED
 
 pytestmark = pytest.mark.interop
 
@@ -243,7 +244,7 @@ def test_paging_with_a_resume_handle_over_a_few_hundred_sessions(bridged: Bridge
         c.close()
 
 
-def test_impacket_gets_level_10_through_smbd(bridged: BridgedSamba) -> None:
+def test_impacket_gets_levels_10_and_502_through_smbd(bridged: BridgedSamba) -> None:
     bridged.hold_quiet(bridged.users["alice"], "127.0.0.2")
     account = bridged.users["nsadmin"]
     smb = SMBConnection(HOST, HOST, sess_port=bridged.port, timeout=10)
@@ -257,6 +258,11 @@ def test_impacket_gets_level_10_through_smbd(bridged: BridgedSamba) -> None:
         rows = resp["InfoStruct"]["SessionInfo"]["Level10"]["Buffer"]
         names = {(r["sesi10_cname"][:-1], r["sesi10_username"][:-1]) for r in rows}
         assert (r"\\127.0.0.2", "alice") in names
+        resp = srvs.hNetrSessionEnum(dce, "\x00", srvs.NULL, 502)
+        rows = resp["InfoStruct"]["SessionInfo"]["Level502"]["Buffer"]
+        alice = [r for r in rows if r["sesi502_username"][:-1] == "alice"]
+        assert alice and alice[0]["sesi502_cname"][:-1] == r"\\127.0.0.2"
+        assert alice[0]["sesi502_transport"][:-1] == TRANSPORT and alice[0]["sesi502_time"] >= 0
         dce.disconnect()
     finally:
         smb.close()
@@ -362,3 +368,39 @@ def test_bridge_stopping_fails_srvsvc_cleanly_and_smbd_keeps_serving_files(bridg
     time.sleep(max(0.0, held_at + 1.5 - time.time()))
     # Its time counts from the session's creation, before the bridge's restart.
     assert record_of(bridged, "alice", r"\\127.0.0.2", 10).sesi10_time >= 1
+
+
+def test_unreadable_samba_state_is_a_fault_reported_once(bridged: BridgedSamba) -> None:
+    # The same smbd, and a bridge whose smb.conf names a lock directory without Samba's databases.
+    wrong = bridged.root / "wrong.conf"
+    empty = bridged.root / "empty-lock"
+    empty.mkdir(exist_ok=True)
+    wrong.write_text(bridged.conf.read_text().replace(
+        f"lock directory = {bridged.root}/lock", f"lock directory = {empty}"
+    ))
+    bridged.start_bridge("--smb-conf", str(wrong))
+    try:
+        for _ in range(2):
+            c = admin(bridged)
+            try:
+                with pytest.raises(RpcFaultError) as info:
+                    c.session_enum(10)
+                assert info.value.fault_status == RPC_S_CALL_FAILED
+            finally:
+                c.close()
+        log = bridged.bridge_tail(200)
+        assert log.count("cannot read Samba's sessions") == 1
+        assert f"{empty}/smbXsrv_session_global.tdb" in log
+    finally:
+        bridged.start_bridge()
+
+
+def test_rpcclient_netsessdel_through_smbd_ends_that_session(bridged: BridgedSamba) -> None:
+    bridged.hold_quiet(bridged.users["bob"], "127.0.0.3")
+    bridged.hold_quiet(bridged.users["alice"], "127.0.0.3")
+    done = rpcclient(bridged, bridged.users["nsadmin"], r"netsessdel \\\\127.0.0.3 bob")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert wait_for(lambda: session_count(bridged, "bob") == 0)
+    assert session_count(bridged, "alice") == 1
+    again = rpcclient(bridged, bridged.users["nsadmin"], r"netsessdel \\\\127.0.0.3 bob")
+    assert "CLIENTNAMENOTFOUND" in again.stdout + again.stderr
