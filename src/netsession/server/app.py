@@ -29,7 +29,7 @@ from netsession.server.srvsvc import CallContext, ServerIdentity, SessionPersona
 from netsession.server.throttle import LogonThrottle, ThrottleSettings
 from netsession.table import STYPE_IPC, AccessPolicy, Caller, OpenRow, SessionTable, TreeConnectRow
 from netsession.table import Session as TableRow
-from netsession.wire.smb2.auth import Identity, NtlmAuthenticator
+from netsession.wire.smb2.auth import Authenticator, Identity, NtlmAuthenticator
 from netsession.wire.smb2.connection import ServerConfig, ServerConnection, Session
 from netsession.wire.smb2.constants import NtStatus
 from netsession.wire.smb2.logons import LogonAttempt
@@ -65,6 +65,8 @@ class ServerOptions:
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     # What all the pipes of one account may hold of unread replies, across its sessions and connections.
     max_unread_per_account: int = 64 << 20
+    # A keytab: Kerberos logons beside NTLM (netsession.server.kerberos); None: NTLM only.
+    keytab: str | None = None
 
 
 def _status_name(status: int) -> str:
@@ -118,13 +120,18 @@ class NetsessionServer:
         self.table = SessionTable(options.policy, clock=clock)
         self.service = SrvsvcService(self.table, ServerIdentity(options.name), audit=self.audit)
         self.throttle = LogonThrottle(options.throttle, clock=clock)
-        self.authenticator = NtlmAuthenticator(
+        ntlm = NtlmAuthenticator(
             accounts, server_name=options.name, entropy=os.urandom, clock=time.time,
             # Issue and Windows alike: guest and anonymous (null session) logons together, or neither.
             allow_guest=options.allow_guest,
             allow_anonymous=options.allow_guest,
             locked_out=self.throttle.locked_out,
         )
+        self.authenticator: Authenticator = ntlm
+        if options.keytab is not None:
+            from netsession.server.kerberos import NegotiateAuthenticator
+
+            self.authenticator = NegotiateAuthenticator(ntlm, options.keytab, accounts)
         # Established SMB sessions by SessionId, for PreviousSessionId (MS-SMB2 §3.3.5.5.3).
         self.sessions: dict[int, Session] = {}
         # Unread pipe output per account (casefolded user name): one budget across all its pipes.

@@ -251,7 +251,14 @@ def _serve_locked(
     )
     if args.name:
         options.name = args.name.upper()
-    server = NetsessionServer(options, store, audit=audit)
+    options.keytab = args.keytab
+    from netsession.server.kerberos import KeytabError
+
+    try:
+        server = NetsessionServer(options, store, audit=audit)
+    except KeytabError as exc:
+        store.close()
+        raise CommandError(f"--keytab: {exc}") from None
     lab.install(server)
     local = None if args.no_local_socket else _state_dir(args) / SRVSVC_SOCKET_NAME
     try:
@@ -290,6 +297,11 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument("--allow-guest", action="store_true", help="accept guest logons")
     serve.add_argument("--encrypt", action="store_true", help="require SMB3 encryption of every session")
+    serve.add_argument(
+        "--keytab", metavar="FILE",
+        help="accept Kerberos logons with the service keys in FILE (cifs/HOST@REALM; needs the kerberos "
+        "extra); a local account of the same user name lends its groups",
+    )
     serve.add_argument(
         "--max-connections", type=_positive_int, default=16384, metavar="N",
         help="refuse TCP connections beyond N open at once (default %(default)s)",
