@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from impacket.dcerpc.v5 import srvs, transport
 from impacket.smbconnection import SMBConnection
-from samba import missing_prerequisites
+from samba import missing_prerequisites, stop_processes_naming
 from samba_bridge import (
     NETSESSION,
     BridgedSamba,
@@ -393,6 +393,7 @@ def test_unreadable_samba_state_is_a_fault_reported_once(bridged: BridgedSamba) 
         assert f"{empty}/smbXsrv_session_global.tdb" in log
     finally:
         bridged.start_bridge()
+        stop_processes_naming(wrong)  # a samba-dcerpcd that bridge may have started with wrong.conf
 
 
 def test_rpcclient_netsessdel_through_smbd_ends_that_session(bridged: BridgedSamba) -> None:
