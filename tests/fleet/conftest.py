@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
 
 from fleet_sim import Fleet, start_fleet
+from netsession_server import NetsessionServerProcess
 from postgres import PostgresServer, find_bin, running_postgres
 from samba import SambaServer, missing_prerequisites, running_samba
 
@@ -54,3 +55,18 @@ def postgres() -> Iterator[PostgresServer]:
         pytest.fail("PostgreSQL is not installed (scripts/setup.sh installs it: apt-get install postgresql)")
     with running_postgres() as server:
         yield server
+
+
+BUSY_SESSIONS = 3000
+
+
+@pytest.fixture(scope="session")
+def busy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetsessionServerProcess]:
+    """A netsession serve holding thousands of sessions (synthetic rows of the same session table)."""
+    options = ["--sessions", f"random:{BUSY_SESSIONS}"]
+    server = NetsessionServerProcess(tmp_path_factory.mktemp("busy"), options)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

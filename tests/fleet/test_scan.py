@@ -166,6 +166,31 @@ def test_paging_follows_error_more_data_to_the_last_session(
     assert len(paged.sessions) == len(whole.sessions)
 
 
+def test_paging_through_thousands_of_sessions(busy_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int | None] = []
+    real = HostConnection.enum
+
+    async def counting(self: HostConnection, level: int, resume: int | None, prefmaxlen: int) -> Any:
+        calls.append(resume)
+        return await real(self, level, resume, prefmaxlen)
+
+    monkeypatch.setattr(HostConnection, "enum", counting)
+    expected = len(busy_server.sessions())  # the server's own count, over its local socket
+    assert expected >= 3000
+
+    async def go() -> Any:
+        opts = ScanOptions(Credentials(ALICE.name, ALICE.password), deadline=30, concurrency=1,
+                           page_size=4096, resolve_names=False)
+        (result,) = [r async for r in scan(iter_targets([f"127.0.0.1:{busy_server.port}"]), opts)]
+        return result
+
+    result = asyncio.run(go())
+    assert result.verdict is Verdict.SESSIONS
+    assert len(result.sessions) == expected + 1  # and our own session, made by the scan
+    assert sum(s.user_name == ALICE.name for s in result.sessions) == 1
+    assert len(calls) > 20 and len(set(calls)) == len(calls)  # many pages, each resumed further on
+
+
 def test_reverse_names_keep_address_and_name_and_unresolved_sessions(fleet: Fleet) -> None:
     async def go() -> tuple[Any, Any, list[Session]]:
         opts = ScanOptions(Credentials(ALICE.name, ALICE.password), deadline=5, concurrency=1)
