@@ -136,7 +136,7 @@ def test_list_k_without_ticket_is_one_readable_line(ad_dc: ActiveDirectoryDC, tm
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "Traceback" not in done.stderr
-    assert "Kerberos ticket" in lines[0] and f"({ERROR_LOGON_FAILURE})" in lines[0]
+    assert "Kerberos ticket" in lines[0]  # the CLI's own words (netsession: no usable Kerberos ticket ...)
 
 
 # -- the Python API ------------------------------------------------------------------------------------
