@@ -75,14 +75,14 @@ def small_pipe_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     returns the list the size of every READ goes into."""
     monkeypatch.setattr(smb_module, "PIPE_IO_SIZE", SMALL_PIPE_IO)
     reads: list[int] = []
-    real_read = SmbPipeTransport.read
+    real_read = smb_module.SmbPipe.read
 
-    def read(self: SmbPipeTransport) -> bytes:
-        data = real_read(self)
+    async def read(self: smb_module.SmbPipe) -> bytes:
+        data = await real_read(self)
         reads.append(len(data))
         return data
 
-    monkeypatch.setattr(SmbPipeTransport, "read", read)
+    monkeypatch.setattr(smb_module.SmbPipe, "read", read)
     return reads
 
 

@@ -70,6 +70,11 @@ def wait(future: concurrent.futures.Future[_T]) -> _T:
         raise
 
 
+def in_engine_thread() -> bool:
+    """Whether the caller runs on the engine loop's thread."""
+    return _thread is not None and threading.current_thread() is _thread
+
+
 def call_soon(callback: Any, *args: Any) -> None:
     """Run a plain callback on the loop (e.g. closing a transport), without waiting."""
     loop = _loop
@@ -77,4 +82,4 @@ def call_soon(callback: Any, *args: Any) -> None:
         loop.call_soon_threadsafe(callback, *args)
 
 
-__all__ = ["call_soon", "engine_loop", "run", "submit", "wait"]
+__all__ = ["call_soon", "engine_loop", "in_engine_thread", "run", "submit", "wait"]

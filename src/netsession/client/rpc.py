@@ -166,6 +166,11 @@ class SrvsvcClient:
             raise TransportError(RPC_S_SERVER_UNAVAILABLE, "the srvsvc association is closed")
         call_id = self._assoc.request(opnum, stub)
         pdus = self._assoc.data_to_send()
+        exchange = getattr(self.transport, "exchange", None)
+        if exchange is not None:
+            # The whole exchange in one go on the transport's side (the SMB engine's loop): no hand-off
+            # per READ of a long answer.
+            return self._exchange(exchange, call_id, pdus)
         # A transport that can keep several READs in flight is told how many bytes are certainly due.
         read_ahead = getattr(self.transport, "read_ahead", None)
         tracker = FragmentTracker(self._assoc.max_recv_frag) if read_ahead is not None else None
@@ -187,6 +192,25 @@ class SrvsvcClient:
         except TransportError:
             self.close()
             raise
+
+    def _exchange(self, exchange: Callable[..., None], call_id: int, pdus: list[bytes]) -> bytes:
+        answer: list[bytes] = []
+
+        def feed(data: bytes) -> bool:
+            for event in self._receive(data):
+                if isinstance(event, ResponseReceived) and event.call_id == call_id:
+                    answer.append(event.stub)
+                    return True
+                if isinstance(event, FaultReceived) and event.call_id == call_id:
+                    raise RpcFaultError(event.status)
+            return False
+
+        try:
+            exchange(pdus, feed, self._assoc.max_recv_frag)
+        except TransportError:
+            self.close()
+            raise
+        return answer[0]
 
     # -- the operations ----------------------------------------------------------------------------
 

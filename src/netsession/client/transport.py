@@ -17,7 +17,7 @@ import asyncio
 import concurrent.futures
 import errno
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
@@ -28,7 +28,8 @@ from netsession.client.errors import (  # TransportError is re-exported here
     UNRESOLVED,
     TransportError,
 )
-from netsession.client.loop import call_soon, submit, wait
+from netsession.client.fragments import FragmentTracker
+from netsession.client.loop import call_soon, in_engine_thread, submit, wait
 from netsession.client.smb import SmbPipe, open_pipe
 from netsession.errors import (
     ERROR_ACCESS_DENIED,
@@ -199,6 +200,28 @@ class SmbPipeTransport:
     def write(self, data: bytes) -> None:
         self._run(self._exchange(self._open_pipe(), data, False))
 
+    def exchange(self, pdus: list[bytes], feed: Callable[[bytes], bool], max_frag: int) -> None:
+        """One call on the engine loop: the leading PDUs written, the last one transceived, then READs
+        (several in flight, for what the fragments say is due) until ``feed(data)`` says the answer is
+        whole. ``timeout`` bounds the whole exchange."""
+        self._run(self._exchange_all(self._open_pipe(), pdus, feed, max_frag))
+
+    async def _exchange_all(
+        self, pipe: SmbPipe, pdus: list[bytes], feed: Callable[[bytes], bool], max_frag: int
+    ) -> None:
+        pipe.deadline = asyncio.get_running_loop().time() + self.timeout
+        try:
+            for pdu in pdus[:-1]:
+                await pipe.write(pdu)
+            data = await pipe.transceive(pdus[-1])
+            tracker = FragmentTracker(max_frag)
+            while not feed(data):
+                tracker.feed(data)
+                pipe.read_ahead(tracker.due())
+                data = await pipe.read()
+        finally:
+            pipe.deadline = None
+
     def read_ahead(self, due: int) -> None:
         """How many bytes of the answer are certainly still coming (see SmbPipe.read_ahead); applied by
         the next :meth:`read`, in the same hand-off to the engine loop."""
@@ -233,7 +256,7 @@ class SmbPipeTransport:
         # (MS-SMB2 §3.3.7.1), without round trips that could hang on an unresponsive server.
         pipe, self._pipe = self._pipe, None
         running = self._running
-        if running is not None:
+        if running is not None and not in_engine_thread():  # on the loop: the running call is ours
             self._closed = True  # an open in progress must not leave a pipe behind
             running.cancel()
         if pipe is not None:
