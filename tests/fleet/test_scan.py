@@ -78,6 +78,45 @@ def test_not_smb_verdict_for_a_host_that_speaks_something_else(
     assert {h["verdict"] for h in hosts_of(jsonl(out)).values()} == {"not-smb"}
 
 
+@pytest.fixture(scope="module")
+def impacket_smbd(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from netsession_server import free_port, wait_until
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("impacket") / "smbd.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("impacket_smbd.py")), str(port), ALICE.name,
+         ALICE.password, str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def listening() -> bool:
+        import socket
+
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_until(listening, what="impacket's SMB server")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_protocol_error_verdict_for_impackets_broken_fault_pdu(
+    impacket_smbd: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = run(capsys, "scan", f"127.0.0.1:{impacket_smbd}", "-U", ALICE_U, "--format", "jsonl", *FAST)
+    (host,) = hosts_of(jsonl(out)).values()
+    assert (host["verdict"], host["error"]) == ("protocol-error", "RPC_S_PROTOCOL_ERROR")
+    assert "fault" in host["detail"]
+
+
 def test_logon_failed_verdict_for_a_wrong_password(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "scan", *fleet.targets(fleet.classic_hosts[:2]), "-U", "alice%wrong",
                        "--format", "jsonl", *FAST)

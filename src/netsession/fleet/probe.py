@@ -155,8 +155,11 @@ class HostConnection:
             page = await self._server.session_enum(level, None, None, prefmaxlen, resume)
         except (TransportError, RpcFaultError) as exc:
             raise classify(exc, "call") from None
-        except NetApiError as exc:  # the call's own status, from the stub
-            raise stub_error(exc.winerror) from None
+        except NetApiError as exc:  # the call's own status, from the stub (or an answer that broke)
+            error = stub_error(exc.winerror)
+            if error.verdict is Verdict.PROTOCOL_ERROR:
+                error.detail = exc.strerror
+            raise error from None
         except Exception as exc:
             raise classify(exc, "call") from None
         return Page(list(page.records), page.entriesread, page.totalentries, page.resume_handle,
