@@ -275,6 +275,25 @@ def test_exclude_self_drops_only_the_scanners_own_session(
     assert users_ex.count("alice") == users.count("alice") - 1
 
 
+def test_anonymous_session_is_listed_and_flagged(fleet: Fleet) -> None:
+    # a null session (MS-NLMP 3.2.5.1.2, admitted by serve --allow-guest) held open while the admin scans
+    from netsession import aio
+
+    async def go() -> Any:
+        anonymous = Credentials(username="")
+        host = fleet.targets(fleet.classic_hosts[:1])[0]
+        async with aio.connect(host, credentials=anonymous, timeout=10):
+            opts = ScanOptions(Credentials(ADMIN.name, ADMIN.password), deadline=5, concurrency=1,
+                               resolve_names=False)
+            return [r async for r in scan(iter_targets([host]), opts)]
+
+    (result,) = asyncio.run(go())
+    anonymous = [s for s in result.sessions if s.anonymous]
+    assert len(anonymous) == 1 and anonymous[0].as_dict()["anonymous"] is True
+    assert anonymous[0].client_address == "127.0.0.1"
+    assert any(s.user_name == ADMIN.name and not s.anonymous for s in result.sessions)
+
+
 def test_machine_accounts_and_anonymous_sessions_are_flagged_not_dropped() -> None:
     machine = Session("\\\\10.0.0.9", "WS9$")
     anonymous = Session("\\\\10.0.0.8", "")
