@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 # Debian packages: Samba's server and client tools (the peers of the interop tests, and rpcclient /
 # smbclient for trying the server by hand), and nss_wrapper (test users for a private smbd without
 # touching /etc/passwd), and PostgreSQL (the fleet's history database in the tests).
-# groff-base renders the man page docs/netsession.1 (a test checks it renders cleanly).
+# groff-base renders the man page docs/netsession.1, systemd's systemd-analyze checks
+# contrib/netsession.service (tests check both).
 # Kerberos tests: samba-ad-dc (a private AD DC: its KDC and smbd), krb5-user (kinit/klist), libnss-winbind
 # (the DC's smbd looks its users up through winbind, given by nss_wrapper); libkrb5-dev and gcc build
 # python-gssapi and krb5 (the `kerberos` extra: PyPI has no Linux wheels of them).
 PACKAGES=(samba smbclient samba-common-bin libnss-wrapper groff-base postgresql
-          samba-ad-dc krb5-user libnss-winbind libkrb5-dev gcc)
+          samba-ad-dc krb5-user libnss-winbind libkrb5-dev gcc systemd)
 
 # Another apt or dpkg may be running (unattended-upgrades, a second setup): wait for its lock instead of
 # failing. apt-get waits for the dpkg lock itself (DPkg::Lock::Timeout); `apt-get update`'s lists lock
