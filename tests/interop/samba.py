@@ -131,6 +131,7 @@ class SambaServer:
     users: dict[str, User] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     held: list[HeldSession] = field(default_factory=list)
+    extra_conf: str = ""  # more [global] lines, e.g. "smb encrypt = required"
 
     # -- layout ----------------------------------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class SambaServer:
     map to guest = never
     server min protocol = SMB2_02
     client min protocol = SMB2_02
+{self.extra_conf}
 
 [share]
     path = {r}/share
@@ -367,11 +369,11 @@ def _running(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_samba(prefix: str = "netsession-smbd-") -> Iterator[SambaServer]:
+def running_samba(prefix: str = "netsession-smbd-", extra_conf: str = "") -> Iterator[SambaServer]:
     """A started private smbd with an administrator ``nsadmin`` and plain users ``alice`` and ``bob``;
     stopped and its directory removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
-    server = SambaServer(root)
+    server = SambaServer(root, extra_conf=extra_conf)
     try:
         server._write_conf()
         server.add_user("nsadmin", "Adm1n-pass!", admin=True)
