@@ -2,7 +2,10 @@ r"""An in-memory SMB2 client for driving :class:`~netsession.wire.smb2.connectio
 
 Everything deterministic: a fixed FILETIME clock, a seeded random source, a fake backend that records what
 it is told and opens echo pipes, an in-memory account lookup behind the real
-:class:`~netsession.wire.smb2.auth.NtlmAuthenticator`, and pyspnego's NTLM client as the token source.
+:class:`~netsession.wire.smb2.auth.NtlmAuthenticator`, and our own NTLMv2 initiator
+(:class:`~netsession.wire.ntlm_initiator.NtlmInitiator`, the client engine's) as the token source. This is
+a request-crafting harness for the server's tests (malformed, out-of-order and compound requests); the
+client itself is :class:`~netsession.wire.smb2.client.ClientConnection`.
 Requests are built with the project's own encoders and responses read with its decoders; signing,
 encryption and the 3.1.1 preauth integrity hash are done on the client side with
 ``netsession.wire.smb2.crypto`` the way MS-SMB2 §3.2 describes it, so a response the server signed or
@@ -22,10 +25,9 @@ from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import spnego
-
 from netsession.groups import ADMINISTRATORS, USERS
 from netsession.server.accounts import nt_hash
+from netsession.wire.ntlm_initiator import NtlmInitiator
 from netsession.wire.smb2.auth import NtlmAuthenticator
 from netsession.wire.smb2.compound import build_compound, split_compound
 from netsession.wire.smb2.connection import ServerConfig, ServerConnection, Session
@@ -412,12 +414,12 @@ class Smb2TestClient:
         security_mode: int = SecurityMode.SIGNING_ENABLED,
         expect: int = NtStatus.STATUS_SUCCESS,
     ) -> ClientSession:
-        """SESSION_SETUP legs with pyspnego's NTLM client until the server answers something other than
+        """SESSION_SETUP legs with our NTLMv2 initiator until the server answers something other than
         MORE_PROCESSING_REQUIRED; that final status must be ``expect``."""
         assert self.dialect is not None
         password = password if password is not None else PASSWORDS[user]
-        ntlm = spnego.client(user, password, hostname="fs1", protocol="ntlm")
-        token = ntlm.step()
+        ntlm = NtlmInitiator(user, nt_hash=nt_hash(password), workstation="FS1", target="cifs/fs1")
+        token = ntlm.step(None)
         session_id = 0
         session_hash = self.preauth
         while True:
