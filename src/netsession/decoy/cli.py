@@ -35,6 +35,11 @@ def add_serve_arguments(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument("--sessions-seed", type=int, metavar="N", help="seed of the synthetic rows' activity")
     serve.add_argument(
+        "--metrics", metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (connections, sessions, logons, srvsvc "
+        "calls, bytes, refusals)",
+    )
+    serve.add_argument(
         "--personality", metavar="NAME",
         help=f"how listeners without =NAME answer srvsvc: {', '.join(PERSONALITIES)} "
         "(default: --policy's windows rules)",
@@ -63,6 +68,13 @@ def plan_from_args(args: argparse.Namespace, listen: list[str], control_socket: 
                 plan.personalities[listener_label(host, port)] = personality(name)
     except UnknownPersonality as exc:
         raise CommandError(str(exc)) from None
+    if args.metrics:
+        from netsession.decoy.metrics import parse_metrics_address
+
+        try:
+            plan.metrics_address = parse_metrics_address(args.metrics)
+        except ValueError as exc:
+            raise CommandError(f"--metrics: {exc}") from None
     if args.sessions:
         try:
             plan.sessions = parse_source(args.sessions, args.sessions_seed)

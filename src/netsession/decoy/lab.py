@@ -16,12 +16,16 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netsession.decoy.control import ControlHandler, ControlServer
 from netsession.decoy.sessions import DecoySet
 from netsession.decoy.spec import SessionsFile, SpecError, parse_source
 from netsession.server.app import NetsessionServer
 from netsession.server.srvsvc import SessionPersonality
+
+if TYPE_CHECKING:
+    from netsession.decoy.metrics import ServerMetrics
 
 log = logging.getLogger("netsession.decoy")
 
@@ -36,12 +40,19 @@ class LabPlan:
     default_personality: SessionPersonality | None = None
     personalities: dict[str, SessionPersonality] = field(default_factory=dict)
     control_socket: Path | None = None
+    metrics_address: tuple[str, int] | None = None
 
     def install(self, server: NetsessionServer) -> Lab:
         server.default_personality = self.default_personality
         server.personalities.update(self.personalities)
         lab = Lab(server, self)
         server.extensions.append(lab)
+        if self.metrics_address is not None:
+            from netsession.decoy.metrics import MetricsServer, ServerMetrics
+
+            lab.metrics = ServerMetrics(server.table)
+            server.observer = lab.metrics
+            server.extensions.append(MetricsServer(lab.metrics, self.metrics_address))
         return lab
 
 
@@ -63,6 +74,7 @@ class Lab:
             if plan.control_socket is not None else None
         )
         self._sighup = False
+        self.metrics: ServerMetrics | None = None
 
     @property
     def _from_file(self) -> bool:

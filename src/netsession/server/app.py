@@ -96,6 +96,22 @@ class Extension(Protocol):
     async def stop(self) -> None: ...
 
 
+class ServerObserver:
+    """What the drivers tell about traffic (counted by ``serve --metrics``); this one ignores it all."""
+
+    def connection_opened(self, listener: str) -> None: ...
+
+    def connection_closed(self, listener: str) -> None: ...
+
+    def connection_rejected(self, listener: str, reason: str) -> None: ...
+
+    def received(self, listener: str, n: int) -> None: ...
+
+    def sent(self, listener: str, n: int) -> None: ...
+
+    def limit_hit(self, limit: str) -> None: ...
+
+
 def caller_of(identity: Identity) -> Caller:
     """The srvsvc caller for an SMB logon: guests and anonymous are not authenticated users."""
     return Caller(identity.user, identity.groups, not (identity.is_guest or identity.is_anonymous))
@@ -145,6 +161,7 @@ class NetsessionServer:
         self.personalities: dict[str, SessionPersonality] = {}
         self.default_personality: SessionPersonality | None = None
         self.extensions: list[Extension] = []
+        self.observer: ServerObserver = ServerObserver()
         self._listener_of: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
         self._smb_sessions: dict[int, Session] = {}  # table row id -> its SMB session
         self.service.peers_of = self._peers_of

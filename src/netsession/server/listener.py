@@ -164,6 +164,7 @@ class SmbProtocol(asyncio.Protocol):
         host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         if len(self.registry.by_conn) >= self.registry.max_connections:
             log.warning("refusing connection from %s: %d connections open", host, len(self.registry.by_conn))
+            self.server.observer.connection_rejected(self.listener, "max_connections")
             transport.abort()
             return
         sock = transport.get_extra_info("socket")
@@ -171,6 +172,7 @@ class SmbProtocol(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = self.server.new_connection(host.split("%")[0], listener=self.listener)
+        self.server.observer.connection_opened(self.listener)
         self.registry.by_conn[self.conn] = self
         self._idle.touch()
         timeout = self.server.options.logon_timeout
@@ -180,6 +182,7 @@ class SmbProtocol(asyncio.Protocol):
     def _idle_close(self) -> None:
         if self.transport is not None:
             log.info("dropping idle connection from %s", self.conn.client_address if self.conn else "?")
+            self.server.observer.limit_hit("idle_timeout")
             self.transport.close()
 
     def _logon_deadline(self) -> None:
@@ -190,12 +193,14 @@ class SmbProtocol(asyncio.Protocol):
                 "dropping connection from %s: no logon within %g s", conn.client_address,
                 self.server.options.logon_timeout,
             )
+            self.server.observer.limit_hit("logon_timeout")
             self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         if conn is None:
             return
+        self.server.observer.received(self.listener, len(data))
         self._idle.touch()
         try:
             conn.receive_data(data)
@@ -225,6 +230,7 @@ class SmbProtocol(asyncio.Protocol):
         out = conn.data_to_send()
         if out:
             transport.write(out)
+            self.server.observer.sent(self.listener, len(out))
         if conn.closing:
             if conn.close_reason:
                 log.info("closing connection from %s: %s", conn.client_address, conn.close_reason)
@@ -255,6 +261,7 @@ class SmbProtocol(asyncio.Protocol):
         self._deadline = self._wait = None
         conn, self.conn = self.conn, None
         if conn is not None:
+            self.server.observer.connection_closed(self.listener)
             self.registry.by_conn.pop(conn, None)
             try:
                 conn.connection_lost()
@@ -300,6 +307,7 @@ class LocalRpcProtocol(asyncio.Protocol):
                 "refusing local connection from uid %d: %d local connections open (%d of its own)",
                 uid, len(self.registry.local), mine,
             )
+            self.server.observer.connection_rejected("local", "max_local_connections")
             transport.abort()
             return
         self.uid = uid
