@@ -83,6 +83,11 @@ def test_metrics_count_connections_sessions_logons_bytes(metered: MetricsServer)
         during = metered.scrape()
     finally:
         smb.close()
+    calls = value(
+        during, "netsession_srvsvc_calls_total",
+        operation="NetrSessionEnum", level="502", result="NERR_Success", listener=listener,
+    )
+    assert calls == 1
     assert value(during, "netsession_sessions", kind="real") == 2
     assert value(during, "netsession_sessions", kind="synthetic") == DECOYS
     assert value(during, "netsession_connections_open", listener=listener) == 2
@@ -108,16 +113,18 @@ def test_metrics_count_rejected_connections_and_limits(metered: MetricsServer) -
     held = [socket.create_connection((LOOPBACK, metered.port), timeout=5) for _ in range(MAX_CONNECTIONS)]
     try:
         wait_until(
-            lambda: value(metered.scrape(), "netsession_connections_open", listener=listener) == MAX_CONNECTIONS,
+            lambda: value(metered.scrape(), "netsession_connections_open", listener=listener)
+            == MAX_CONNECTIONS,
             what="the held connections",
         )
         extra = socket.create_connection((LOOPBACK, metered.port), timeout=5)
         assert extra.recv(1) == b""  # refused: closed at once
         extra.close()
+        rejected = "netsession_connections_rejected_total"
+        was = value(before, rejected, listener=listener, reason="max_connections")
         after = wait_until(
             lambda: (s := metered.scrape())
-            and value(s, "netsession_connections_rejected_total", listener=listener, reason="max_connections")
-            > value(before, "netsession_connections_rejected_total", listener=listener, reason="max_connections")
+            and value(s, rejected, listener=listener, reason="max_connections") > was
             and s,
             what="the refusal counted",
         )
@@ -145,3 +152,16 @@ def test_bad_metrics_address_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("netsession: --metrics:")
+
+
+def test_metrics_count_failed_logons(metered: MetricsServer) -> None:
+    before = value(metered.scrape(), "netsession_logons_total", result="failure")
+    smb = SMBConnection(LOOPBACK, LOOPBACK, sess_port=metered.port, timeout=30)
+    with pytest.raises(Exception, match="LOGON_FAILURE"):
+        smb.login(ALICE.name, "not-her-password")
+    smb.close()
+    after = wait_until(
+        lambda: value(metered.scrape(), "netsession_logons_total", result="failure") > before and True,
+        what="the failed logon counted",
+    )
+    assert after

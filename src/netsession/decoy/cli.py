@@ -40,6 +40,20 @@ def add_serve_arguments(serve: argparse.ArgumentParser) -> None:
         "calls, bytes, refusals)",
     )
     serve.add_argument(
+        "--alert-log", metavar="FILE",
+        help="write an alert event (JSON, ECS-style names: docs/alerts.md) for every enumeration and "
+        "deletion to FILE (- for standard output)",
+    )
+    serve.add_argument(
+        "--alert-syslog", action="append", metavar="TARGET",
+        help="send them as RFC 5424 syslog too (repeatable): unix:/dev/log, udp://HOST:PORT or tcp://HOST:PORT",
+    )
+    serve.add_argument(
+        "--alert-on", metavar="TRIGGERS",
+        help="what raises an event to an alert: a comma list of enum, non-admin, decoy, decoy-delete "
+        "(default non-admin,decoy,decoy-delete)",
+    )
+    serve.add_argument(
         "--personality", metavar="NAME",
         help=f"how listeners without =NAME answer srvsvc: {', '.join(PERSONALITIES)} "
         "(default: --policy's windows rules)",
@@ -75,6 +89,25 @@ def plan_from_args(args: argparse.Namespace, listen: list[str], control_socket: 
             plan.metrics_address = parse_metrics_address(args.metrics)
         except ValueError as exc:
             raise CommandError(f"--metrics: {exc}") from None
+    from netsession.decoy.alerts import parse_alert_on, parse_syslog_target
+
+    try:
+        if args.alert_on:
+            plan.alert_on = parse_alert_on(args.alert_on)
+        for target in args.alert_syslog or ():
+            parse_syslog_target(target)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    plan.alert_syslog = list(args.alert_syslog or ())
+    if args.alert_log:
+        if args.alert_log != "-":
+            try:
+                with open(args.alert_log, "a"):
+                    pass
+            except OSError as exc:
+                why = exc.strerror or exc
+                raise CommandError(f"--alert-log: cannot open {args.alert_log}: {why}") from None
+        plan.alert_log = args.alert_log
     if args.sessions:
         try:
             plan.sessions = parse_source(args.sessions, args.sessions_seed)

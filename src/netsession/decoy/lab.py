@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,9 @@ class LabPlan:
     personalities: dict[str, SessionPersonality] = field(default_factory=dict)
     control_socket: Path | None = None
     metrics_address: tuple[str, int] | None = None
+    alert_log: str | None = None
+    alert_syslog: list[str] = field(default_factory=list)
+    alert_on: frozenset[str] | None = None
 
     def install(self, server: NetsessionServer) -> Lab:
         server.default_personality = self.default_personality
@@ -52,7 +56,19 @@ class LabPlan:
 
             lab.metrics = ServerMetrics(server.table)
             server.observer = lab.metrics
+            server.audit.add_sink(lab.metrics)
             server.extensions.append(MetricsServer(lab.metrics, self.metrics_address))
+        if self.alert_log or self.alert_syslog:
+            from netsession.decoy import alerts
+
+            outputs: list[alerts.AlertOutput] = []
+            if self.alert_log:
+                outputs.append(alerts.JsonLinesOutput(self.alert_log))
+            for target in self.alert_syslog:
+                outputs.append(alerts.SyslogOutput(target, on_drop=lab.dropped_counter(target)))
+            sink = alerts.AlertSink(outputs, self.alert_on or alerts.DEFAULT_ALERT_ON, server.options.name)
+            server.audit.add_sink(sink)
+            server.extensions.append(sink)
         return lab
 
 
@@ -79,6 +95,14 @@ class Lab:
     @property
     def _from_file(self) -> bool:
         return bool(self.plan.sessions_source) and not str(self.plan.sessions_source).startswith("random:")
+
+    def dropped_counter(self, sink: str) -> Callable[[], None] | None:
+        """What counts an alert the ``sink`` dropped in the metrics (None without --metrics)."""
+        metrics = self.metrics
+        if metrics is None:
+            return None
+        counter = metrics.alerts_dropped.labels(sink)
+        return lambda: counter.inc()
 
     def reload(self) -> tuple[int, int, int]:
         """Read the sessions file again; a bad file keeps the table as it is (ValueError with why)."""

@@ -11,10 +11,11 @@
 - ``netsession_limits_hit_total{limit}``: a server limit refused something;
 - ``netsession_alerts_dropped_total{sink}``: alert events a slow or absent collector made us drop.
 
-:class:`ServerMetrics` holds the registry and is what the server's layers tell (plain method calls on the
-event loop; no I/O). :class:`MetricsServer` answers ``GET /metrics`` on its own small asyncio HTTP/1.0
-listener (bounded: an 8 KiB request head, 5 s per connection, 64 connections), an
-:class:`~netsession.server.app.Extension` of serve.
+:class:`ServerMetrics` holds the registry; the drivers tell it about traffic (a
+:class:`~netsession.server.app.ServerObserver`) and it is a sink of the server's audit stream (logons,
+srvsvc calls); plain method calls on the event loop, no I/O. :class:`MetricsServer` answers
+``GET /metrics`` on its own small asyncio HTTP/1.0 listener (bounded: an 8 KiB request head, 5 s per
+connection, 64 connections), an :class:`~netsession.server.app.Extension` of serve.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from netsession.server.app import ServerObserver
+from netsession.server.audit import AuditEvent, LogonEvent, SrvsvcCallEvent
 from netsession.table import SessionTable
 
 __all__ = ["MetricsServer", "ServerMetrics", "parse_metrics_address"]
@@ -108,14 +110,27 @@ class ServerMetrics(ServerObserver):
     def sent(self, listener: str, n: int) -> None:
         self.bytes_sent.labels(listener).inc(n)
 
-    def logon(self, result: str) -> None:
-        self.logons.labels(result).inc()
-
     def srvsvc_call(self, operation: str, level: int | None, result: str, listener: str) -> None:
         self.srvsvc_calls.labels(operation, "-" if level is None else str(level), result, listener).inc()
 
     def limit_hit(self, limit: str) -> None:
         self.limits_hit.labels(limit).inc()
+
+    # -- an audit sink: logons and srvsvc calls come from the server's audit stream ------------------
+
+    def emit(self, event: AuditEvent) -> None:
+        if isinstance(event, LogonEvent):
+            result = (
+                "failure" if not event.success
+                else "anonymous" if event.anonymous else "guest" if event.guest else "success"
+            )
+            self.logons.labels(result).inc()
+        elif isinstance(event, SrvsvcCallEvent):
+            answer = event.status if event.fault is None else f"fault_0x{event.fault:08X}"
+            self.srvsvc_call(event.operation, event.level, answer or "-", event.listener or "local")
+
+    def close(self) -> None:
+        return
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

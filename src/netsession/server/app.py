@@ -163,16 +163,21 @@ class NetsessionServer:
         self.extensions: list[Extension] = []
         self.observer: ServerObserver = ServerObserver()
         self._listener_of: weakref.WeakKeyDictionary[ServerConnection, str] = weakref.WeakKeyDictionary()
+        self._port_of: weakref.WeakKeyDictionary[ServerConnection, int] = weakref.WeakKeyDictionary()
         self._smb_sessions: dict[int, Session] = {}  # table row id -> its SMB session
         self.service.peers_of = self._peers_of
 
-    def new_connection(self, client_address: str, *, listener: str = "") -> ServerConnection:
+    def new_connection(
+        self, client_address: str, *, listener: str = "", client_port: int = 0
+    ) -> ServerConnection:
         conn = ServerConnection(
             self.smb_config, self.authenticator, self, client_address=client_address, clock=filetime_now,
             logons=self,
         )
         if listener:
             self._listener_of[conn] = listener
+        if client_port:
+            self._port_of[conn] = client_port
         return conn
 
     def _peers_of(self, row: TableRow) -> Sequence[TableRow]:
@@ -273,9 +278,21 @@ class NetsessionServer:
         if name.casefold() != SRVSVC_PIPE or session.identity is None:
             return None
         listener = self._listener_of.get(session.connection, "")
+        personality = self.personalities.get(listener, self.default_personality)
+        identity = session.identity
         context = CallContext(
-            caller_of(session.identity), session.client_address,
-            self.personalities.get(listener, self.default_personality), listener,
+            caller_of(identity), session.client_address, personality, listener,
+            {
+                "caller_domain": identity.domain,
+                "client_user": identity.client_user,
+                "client_domain": identity.client_domain,
+                "workstation": identity.workstation,
+                "client_port": self._port_of.get(session.connection, 0),
+                "caller_admin": caller_of(identity).is_operator,
+                "personality": personality.name if personality is not None else (
+                    "windows-hardened" if self.options.policy is AccessPolicy.HARDENED else "windows"
+                ),
+            },
         )
         key = session.identity.user.casefold()
         budget = self._unread.get(key)

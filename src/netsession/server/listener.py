@@ -171,7 +171,8 @@ class SmbProtocol(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.conn = self.server.new_connection(host.split("%")[0], listener=self.listener)
+        port = int(peer[1]) if isinstance(peer, tuple) and len(peer) > 1 else 0
+        self.conn = self.server.new_connection(host.split("%")[0], listener=self.listener, client_port=port)
         self.server.observer.connection_opened(self.listener)
         self.registry.by_conn[self.conn] = self
         self._idle.touch()

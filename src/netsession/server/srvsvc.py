@@ -12,8 +12,8 @@ No I/O and no clock of its own (the table has the clock; the audit trail stamps 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from netsession.errors import (
@@ -98,12 +98,14 @@ class SessionPersonality(Protocol):
 @dataclass(frozen=True, slots=True)
 class CallContext:
     """Who is calling: the SMB session's identity, and the client's address for the audit trail;
-    ``personality`` (None: the table's own rules) is the answering listener's, named ``listener``."""
+    ``personality`` (None: the table's own rules) is the answering listener's, named ``listener``;
+    ``details`` go into every audit event's ``extra`` (the caller's domain, NTLM workstation, port...)."""
 
     caller: Caller
     client_address: str
     personality: SessionPersonality | None = None
     listener: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +227,7 @@ class SrvsvcService:
             else (status_name(result) if isinstance(result, int) else result)
         )
         status = self._facts.pop("status", result if isinstance(result, int) else None)
+        extra = {**ctx.details, **self._facts.pop("extra", {})}
         self.audit.emit(
             SrvsvcCallEvent(
                 client_address=ctx.client_address,
@@ -236,6 +239,7 @@ class SrvsvcService:
                 fault=reply.fault,
                 result=outcome,
                 listener=ctx.listener,
+                extra=extra,
                 **self._facts,
             )
         )
@@ -255,7 +259,10 @@ class SrvsvcService:
         self._facts = {"client_name": req.client_name, "user_name": req.user_name}
         if r.fault is not None:
             return Reply(fault=r.fault), req.level, r.status
-        self._facts.update(entries=len(r.entries), total_entries=r.total_entries, status=r.status)
+        self._facts.update(
+            entries=len(r.entries), total_entries=r.total_entries, status=r.status,
+            extra={"decoy_rows": r.synthetic},
+        )
         resp = NetrSessionEnumResponse(r.level, list(r.entries), r.total_entries, r.resume_handle, r.status)
         detail: int | str = r.status
         if r.status in (NERR_Success, ERROR_MORE_DATA):
@@ -275,7 +282,7 @@ class SrvsvcService:
             r = exc.result
         self._facts = {
             "client_name": req.client_name, "user_name": req.user_name, "closed": len(r.closed),
-            "status": r.status,
+            "status": r.status, "extra": {"decoy_rows": sum(row.synthetic for row in r.closed)},
         }
         detail: int | str = r.status
         if r.status == NERR_Success:
