@@ -235,3 +235,9 @@ def test_killed_watcher_loses_nothing_already_written(fleet: Fleet, tmp_path: Pa
         rows = conn.execute("SELECT host, verdict FROM scans").fetchall()
     assert {h for h, _ in rows} == set(fleet.classic_hosts[:6])
     assert {v for _, v in rows} == {"sessions"} or {v for _, v in rows} <= {"sessions", "no-sessions"}
+
+
+def test_watch_refuses_stdin_targets_it_could_not_read_again(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["watch", "-f", "-", "--every", "1m", "--rounds", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "every round" in err

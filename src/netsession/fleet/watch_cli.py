@@ -55,6 +55,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from netsession.fleet.watch import EventWriter, SyslogSender, Watcher, WatchOptions
     from netsession.store.db import StoreError
 
+    if "-" in args.file:
+        raise CommandError("watch reads its target files again every round: give a file, not -f - (stdin)")
     options = build_scan_options(args, sys.stdin)
     # Check the targets (and their files) once before anything else; each round reads them afresh.
     first = targets_from_args(args)
