@@ -254,7 +254,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     try:
         if state is not None:
             for earlier in state.finished.values():
-                summary.add(earlier)
+                summary.add(earlier, earlier=True)
                 if output is not None and args.format == "bloodhound":
                     output.write(earlier)
         progress.start()

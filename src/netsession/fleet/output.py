@@ -114,9 +114,13 @@ class Summary:
     hosts_with_sessions: int = 0
     elapsed: float = 0.0
     skipped_targets: int = 0
+    resumed: int = 0
 
-    def add(self, result: HostResult) -> None:
+    def add(self, result: HostResult, *, earlier: bool = False) -> None:
+        """Count a host; ``earlier``: finished by the scan being resumed (not in this run's rate)."""
         self.hosts += 1
+        if earlier:
+            self.resumed += 1
         self.verdicts[result.verdict.value] += 1
         self.sessions += len(result.sessions)
         if result.sessions:
@@ -135,17 +139,20 @@ class Summary:
             "sessions": self.sessions,
             "verdicts": {v.value: self.verdicts[v.value] for v in Verdict},
             "unparseable_targets": self.skipped_targets,
+            "resumed": self.resumed,
             "elapsed": round(self.elapsed, 3),
         }
 
     def render(self) -> str:
-        rate = self.hosts / self.elapsed if self.elapsed > 0 else 0.0
+        rate = (self.hosts - self.resumed) / self.elapsed if self.elapsed > 0 else 0.0
         lines = [f"{self.hosts} hosts in {self.elapsed:.1f} s ({rate:.0f} hosts/s): "
                  f"{self.answered} answered, "
                  f"{self.hosts_with_sessions} with sessions, {self.sessions} sessions"]
         width = max(len(v.value) for v in Verdict)
         for v in Verdict:
             lines.append(f"  {v.value:<{width}}  {self.verdicts[v.value]:>7}")
+        if self.resumed:
+            lines.append(f"  ({self.resumed} of them finished before this run, from the --resume state)")
         if self.skipped_targets:
             lines.append(f"  {'unparseable targets':<{width}}  {self.skipped_targets:>7} (skipped)")
         return "\n".join(lines) + "\n"
