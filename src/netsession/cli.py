@@ -375,6 +375,8 @@ def _credentials_hint(exc: NetApiError) -> str | None:
     ):
         return None  # Kerberos asked of a server without it, no encryption: the answer names what is missing
     if creds.auth_protocol == "kerberos":
+        if getattr(exc, "reason", "") == "logon":
+            return None  # a ticket went out and the server refused it: its own answer says it all
         return (f"no usable Kerberos ticket for {server}" + (f" as {creds.username}" if creds.username
                 else "") + " (run kinit first)")
     if not creds.username:

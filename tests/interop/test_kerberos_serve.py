@@ -15,7 +15,7 @@ import pytest
 from ad_dc import ActiveDirectoryDC, DomainUser
 from netsession_server import ADMIN, NetsessionServerProcess, running_server
 
-from netsession.errors import ERROR_ACCESS_DENIED
+from netsession.errors import ERROR_ACCESS_DENIED, ERROR_LOGON_FAILURE
 
 pytestmark = pytest.mark.interop
 
@@ -93,6 +93,8 @@ def test_serve_keytab_refuses_a_ticket_for_a_key_it_lacks(
     done = cli("list", "-k", "--port", str(server.port), "127.0.0.1", env=env)
     assert done.returncode != 0
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    # The server's refusal, not "no usable ticket" (the client had one and sent it).
+    assert f"({ERROR_LOGON_FAILURE})" in done.stderr and "STATUS_LOGON_FAILURE" in done.stderr, done.stderr
     log = server.log()
     assert "Traceback" not in done.stderr + log
     assert "logon FAILED" in log and "Kerberos:" in log and "not found in keytab" in log, log
