@@ -26,10 +26,13 @@ from ad_dc import ActiveDirectoryDC
 
 import netsession
 from netsession import aio
+from netsession.client.arpc import AsyncSrvsvcClient
 from netsession.client.errors import CREDENTIALS, PROTOCOL, UNSUPPORTED, DeadlineExpired, TransportError
 from netsession.client.kerberos import MECH_TYPES, KerberosInitiator
 from netsession.client.pool import ConnectionPool, Credentials, set_pool
+from netsession.client.smb import SmbPipe
 from netsession.errors import ERROR_ACCESS_DENIED, ERROR_LOGON_FAILURE, NetApiError
+from netsession.wire.smb2.client import ALL_CIPHERS, ClientConfig
 from netsession.wire.spnego import (
     NTLMSSP_OID,
     NegState,
@@ -38,6 +41,7 @@ from netsession.wire.spnego import (
     encode_neg_token_init2,
     encode_neg_token_resp,
 )
+from netsession.wire.srvsvc import SRVSVC_PIPE
 
 pytestmark = pytest.mark.interop
 
@@ -347,3 +351,31 @@ def test_initiator_without_ticket_is_a_credentials_error(
     assert caught.value.reason == CREDENTIALS
     assert "No Kerberos credentials available" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+
+async def kerberos_enum(host: str, port: int, config: ClientConfig) -> tuple[SmbPipe, int]:
+    """NetrSessionEnum level 1 over our engine with a KerberosInitiator and ``config``."""
+    loop = asyncio.get_running_loop()
+    pipe = await SmbPipe.open(host, port, KerberosInitiator(host), pipe=SRVSVC_PIPE, config=config,
+                              deadline=loop.time() + 60)
+    client = AsyncSrvsvcClient(pipe, server_name=f"\\\\{host}")
+    try:
+        await client.bind()
+        response = await client.session_enum(1)
+        assert response.status == 0
+        return pipe, len(response.entries)
+    finally:
+        client.close()
+
+
+@pytest.mark.usefixtures("as_user")
+@pytest.mark.parametrize("cipher", ALL_CIPHERS)
+def test_every_cipher_keyed_by_kerberos(ad_dc: ActiveDirectoryDC, cipher: int) -> None:
+    """SMB 3.1.1 encryption keyed from a Kerberos logon: the GSS key is the 32-byte AES-256 subkey, so the
+    signing key comes from its first 16 bytes and the AES-256 ciphers' keys from all of it (MS-SMB2
+    §3.2.5.3.1 SessionKey / FullSessionKey); the DC's smbd derives its own and must agree."""
+    config = ClientConfig(ciphers=(cipher,), encryption_required=True, server_name="127.0.0.1")
+    pipe, n = asyncio.run(kerberos_enum("127.0.0.1", ad_dc.smb_port, config))
+    assert pipe.smb.conn.cipher == cipher and pipe.smb.conn.session.encrypt_data
+    assert n >= 1

@@ -5,6 +5,7 @@ keytab exported from the DC. The client is ours (``netsession list -k``); NTLM k
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 from ad_dc import ActiveDirectoryDC, DomainUser
 from netsession_server import ADMIN, NetsessionServerProcess, running_server
+from test_kerberos import kerberos_enum
 
 from netsession.errors import ERROR_ACCESS_DENIED, ERROR_LOGON_FAILURE
+from netsession.wire.smb2.client import ALL_CIPHERS, ClientConfig
 
 pytestmark = pytest.mark.interop
 
@@ -108,3 +111,20 @@ def test_serve_keytab_missing_is_one_line(tmp_path: Path) -> None:
     assert "none.keytab" in done.stderr and "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("netsession:")]
     assert errors == [done.stderr.strip().splitlines()[-1]], done.stderr  # one line, the last
+
+
+
+@pytest.mark.parametrize("cipher", ALL_CIPHERS)
+def test_serve_keytab_every_cipher_keyed_by_kerberos(
+    ad_dc: ActiveDirectoryDC, kerberized: tuple[NetsessionServerProcess, DomainUser],
+    monkeypatch: pytest.MonkeyPatch, cipher: int,
+) -> None:
+    """Both ends derive the SMB 3 keys from the same 32-byte Kerberos key (16 bytes for signing, all of it
+    for the AES-256 ciphers)."""
+    server, admin = kerberized
+    for name, value in ad_dc.client_env(admin.name).items():
+        monkeypatch.setenv(name, value)
+    config = ClientConfig(ciphers=(cipher,), encryption_required=True, server_name="localhost")
+    pipe, n = asyncio.run(kerberos_enum("localhost", server.port, config))
+    assert pipe.smb.conn.cipher == cipher and pipe.smb.conn.session.encrypt_data
+    assert n >= 1
