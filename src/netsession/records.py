@@ -222,10 +222,12 @@ def ndr_string_size(s: str | None) -> int:
 
 def ndr_size(record: tuple[Any, ...]) -> int:
     """Bytes this record takes in a Net*Enum response (sessions, files, connections): four per field (each
-    pointer and DWORD of the fixed part) plus its strings' deferred referents. This is what
-    PreferedMaximumLength counts."""
+    pointer and DWORD of the fixed part) plus its strings' and byte arrays' deferred referents. This is
+    what PreferedMaximumLength counts."""
     size = 4 * len(record)
     for value in record:
         if value.__class__ is str:
             size += ndr_string_size(value)
+        elif value.__class__ is bytes:  # a [size_is] byte array: max_count, the bytes, padding
+            size += 4 + (len(value) + 3 & ~3)
     return size

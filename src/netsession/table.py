@@ -102,6 +102,7 @@ __all__ = [
     "SessionCloseError",
     "SessionTable",
     "TreeConnectRow",
+    "paginate",
     "unc_client_name",
 ]
 
@@ -535,7 +536,7 @@ def _under(path_key: str, base_key: str) -> bool:
     return path_key == base_key or path_key.startswith(base_key + "\\")
 
 
-def _page(
+def paginate(
     rows: Sequence[Any],
     accept: Callable[[Any], bool],
     view: Callable[[Any], tuple[Any, ...]],
@@ -993,7 +994,7 @@ class SessionTable:
                 user_key is None or open_.session._user_key == user_key
             )
 
-        return _page(
+        return paginate(
             list(self._files.values()), accept, lambda o: project_file(o.info(), level), level,
             preferred_max_length, resume_handle,
         )
@@ -1072,6 +1073,6 @@ class SessionTable:
             def view(tree: TreeConnectRow) -> ConnectionInfo:
                 return project_connection(tree.info(tree.session.cname[len(_UNC_PREFIX):]), level)
 
-        return _page(
+        return paginate(
             list(self._tree_connects.values()), accept, view, level, preferred_max_length, resume_handle
         )

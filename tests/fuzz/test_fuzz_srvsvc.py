@@ -14,16 +14,40 @@ from hypothesis import strategies as st
 from netsession.records import SESSION_LEVELS
 from netsession.wire.ndr import NdrError, NdrReader, decode_wstring, decode_wstrings, encode_wstrings
 from netsession.wire.srvsvc import (
+    CONNECTION_ARRAYS,
+    FILE_ARRAYS,
     SERVER_INFOS,
     SESSION_ARRAYS,
     SHARE_ARRAYS,
+    TIME_OF_DAY_INFO,
+    TRANSPORT_ARRAYS,
     InfoArray,
+    NetrCharDevEnumRequest,
+    NetrCharDevEnumResponse,
+    NetrCharDevQEnumRequest,
+    NetrCharDevQEnumResponse,
+    NetrConnectionEnumRequest,
+    NetrConnectionEnumResponse,
+    NetrFileCloseRequest,
+    NetrFileCloseResponse,
+    NetrFileEnumRequest,
+    NetrFileEnumResponse,
+    NetrFileGetInfoRequest,
+    NetrFileGetInfoResponse,
+    NetrRemoteTODRequest,
+    NetrRemoteTODResponse,
+    NetrServerDiskEnumRequest,
+    NetrServerDiskEnumResponse,
     NetrServerGetInfoRequest,
     NetrServerGetInfoResponse,
+    NetrServerTransportEnumRequest,
+    NetrServerTransportEnumResponse,
     NetrSessionDelRequest,
     NetrSessionDelResponse,
     NetrSessionEnumRequest,
     NetrSessionEnumResponse,
+    NetrShareCheckRequest,
+    NetrShareCheckResponse,
     NetrShareEnumRequest,
     NetrShareEnumResponse,
     NetrShareGetInfoRequest,
@@ -45,7 +69,7 @@ OPT_DWORD = st.none() | DWORD
 
 def records(layout: InfoArray) -> st.SearchStrategy[Any]:
     parts = [OPT_TEXT if is_string else DWORD for is_string in layout.is_string]
-    for i in layout.byte_fields:  # bytes whose count is the field before it
+    for i in layout.byte_fields:  # bytes whose count is another field (layout.size_of)
         parts[i] = st.one_of(st.none(), st.binary(max_size=64))
     return st.tuples(*parts).map(lambda values: layout.record(*_sized(layout, list(values))))
 
@@ -53,12 +77,12 @@ def records(layout: InfoArray) -> st.SearchStrategy[Any]:
 def _sized(layout: InfoArray, values: list[object]) -> list[object]:
     for i in layout.byte_fields:
         data = values[i]
-        values[i - 1] = 0 if data is None else len(data)  # type: ignore[arg-type]
+        values[layout.size_of[i]] = 0 if data is None else len(data)  # type: ignore[arg-type]
     return values
 
 
 def _enum_response(cls: Any, arrays: dict[int, InfoArray]) -> st.SearchStrategy[Any]:
-    return st.sampled_from(sorted(arrays)).flatmap(
+    return st.sampled_from(sorted(set(arrays) & cls.arms)).flatmap(
         lambda level: st.builds(
             cls, st.just(level), st.lists(records(arrays[level]), max_size=6), DWORD, OPT_DWORD, DWORD
         )
@@ -66,7 +90,7 @@ def _enum_response(cls: Any, arrays: dict[int, InfoArray]) -> st.SearchStrategy[
 
 
 def _info_response(cls: Any, infos: dict[int, InfoArray]) -> st.SearchStrategy[Any]:
-    return st.sampled_from(sorted(infos)).flatmap(
+    return st.sampled_from(sorted(set(infos) & cls.arms)).flatmap(
         lambda level: st.builds(cls, st.just(level), st.none() | records(infos[level]), DWORD)
     )
 
@@ -86,10 +110,44 @@ MESSAGES: st.SearchStrategy[Any] = st.one_of(
     _info_response(NetrShareGetInfoResponse, SHARE_ARRAYS),
     st.builds(NetrServerGetInfoRequest, OPT_TEXT, DWORD),
     _info_response(NetrServerGetInfoResponse, SERVER_INFOS),
+    st.builds(NetrFileEnumRequest, OPT_TEXT, OPT_TEXT, OPT_TEXT, st.sampled_from([2, 3]), DWORD, OPT_DWORD),
+    _enum_response(NetrFileEnumResponse, FILE_ARRAYS),
+    st.builds(NetrFileGetInfoRequest, OPT_TEXT, DWORD, DWORD),
+    _info_response(NetrFileGetInfoResponse, FILE_ARRAYS),
+    st.builds(NetrFileCloseRequest, OPT_TEXT, DWORD),
+    st.builds(NetrFileCloseResponse, DWORD),
+    st.builds(NetrConnectionEnumRequest, OPT_TEXT, OPT_TEXT, st.sampled_from([0, 1]), DWORD, OPT_DWORD),
+    _enum_response(NetrConnectionEnumResponse, CONNECTION_ARRAYS),
+    st.builds(NetrShareCheckRequest, OPT_TEXT, TEXT),
+    st.builds(NetrShareCheckResponse, DWORD, DWORD),
+    st.builds(NetrServerDiskEnumRequest, OPT_TEXT, DWORD, DWORD, OPT_DWORD),
+    st.builds(
+        NetrServerDiskEnumResponse,
+        st.lists(st.text(CHAR, max_size=2).filter(lambda t: len(t.encode("utf-16-le", "surrogatepass")) <= 4),
+                 max_size=5),
+        DWORD, OPT_DWORD, DWORD,
+    ),
+    st.builds(NetrServerTransportEnumRequest, OPT_TEXT, st.sampled_from([0, 1, 2]), DWORD, OPT_DWORD),
+    _enum_response(NetrServerTransportEnumResponse, TRANSPORT_ARRAYS),
+    st.builds(NetrRemoteTODRequest, OPT_TEXT),
+    st.builds(
+        NetrRemoteTODResponse,
+        st.none() | st.tuples(*[DWORD] * 6, st.integers(-(2**31), 2**31 - 1), *[DWORD] * 5).map(
+            lambda v: TIME_OF_DAY_INFO(*v)
+        ),
+        DWORD,
+    ),
+    st.builds(NetrCharDevEnumRequest, OPT_TEXT, st.sampled_from([0, 1]) | DWORD, DWORD, OPT_DWORD),
+    st.builds(NetrCharDevEnumResponse, st.sampled_from([0, 1]) | DWORD, st.just([]), DWORD, OPT_DWORD, DWORD),
+    st.builds(NetrCharDevQEnumRequest, OPT_TEXT, OPT_TEXT, st.sampled_from([0, 1]), DWORD, OPT_DWORD),
+    st.builds(NetrCharDevQEnumResponse, st.sampled_from([0, 1]), st.just([]), DWORD, OPT_DWORD, DWORD),
 )
 
 # GetInfo responses need the level of their request; fuzzing uses the message's own and any other.
-LEVELED = (NetrShareGetInfoResponse, NetrServerGetInfoResponse)
+LEVELED = (NetrShareGetInfoResponse, NetrServerGetInfoResponse, NetrFileGetInfoResponse)
+# Stubs whose last parameter is a string: NDR pads *before* an aligned item, so a cut that only takes
+# the padding after it still reads as the same message.
+ENDS_WITH_A_STRING = (NetrSessionDelRequest, NetrShareCheckRequest, NetrRemoteTODRequest)
 PLAIN_DECODERS: list[Callable[[bytes], Any]] = [
     NetrSessionEnumRequest.decode,
     NetrSessionEnumResponse.decode,
@@ -99,6 +157,25 @@ PLAIN_DECODERS: list[Callable[[bytes], Any]] = [
     NetrShareEnumResponse.decode,
     NetrShareGetInfoRequest.decode,
     NetrServerGetInfoRequest.decode,
+    NetrFileEnumRequest.decode,
+    NetrFileEnumResponse.decode,
+    NetrFileGetInfoRequest.decode,
+    NetrFileCloseRequest.decode,
+    NetrFileCloseResponse.decode,
+    NetrConnectionEnumRequest.decode,
+    NetrConnectionEnumResponse.decode,
+    NetrShareCheckRequest.decode,
+    NetrShareCheckResponse.decode,
+    NetrServerDiskEnumRequest.decode,
+    NetrServerDiskEnumResponse.decode,
+    NetrServerTransportEnumRequest.decode,
+    NetrServerTransportEnumResponse.decode,
+    NetrRemoteTODRequest.decode,
+    NetrRemoteTODResponse.decode,
+    NetrCharDevEnumRequest.decode,
+    NetrCharDevEnumResponse.decode,
+    NetrCharDevQEnumRequest.decode,
+    NetrCharDevQEnumResponse.decode,
 ]
 ANY_LEVEL = st.sampled_from([0, 1, 2, 10, 100, 101, 102, 502]) | DWORD
 
@@ -168,7 +245,7 @@ def test_every_proper_prefix_of_a_valid_stub_is_refused(msg: Any) -> None:
             got = decode(msg, stub[:length])
         except NdrError:
             continue
-        assert isinstance(msg, NetrSessionDelRequest) and msg.user_name is not None
+        assert isinstance(msg, ENDS_WITH_A_STRING)
         assert len(stub) - length < 4 and not any(stub[length:])
         assert got == whole
 

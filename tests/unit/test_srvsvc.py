@@ -388,7 +388,7 @@ def test_encoding_a_record_of_the_wrong_level_is_refused() -> None:
 # -- dispatch ------------------------------------------------------------------------------------------------
 
 def test_requests_map_each_opnum_to_its_decoder() -> None:
-    assert {int(k) for k in REQUESTS} == {8, 9, 10, 11, 12, 13, 15, 16, 21, 36}
+    assert {int(k) for k in REQUESTS} == {0, 3, 8, 9, 10, 11, 12, 13, 15, 16, 20, 21, 23, 26, 28, 36}
     for opnum, cls in REQUESTS.items():
         assert cls.opnum == opnum
         assert cls.decode(cls().encode()) == cls()

@@ -83,7 +83,7 @@ def test_share_enum_levels_2_and_502_need_an_operator(level: int) -> None:
     assert NetrShareEnumResponse.decode(reply.stub).status == NERR_Success
 
 
-@pytest.mark.parametrize("level", [3, 501, 503])
+@pytest.mark.parametrize("level", [3, 10, 1005])
 def test_share_enum_other_levels_are_invalid_level(level: int) -> None:
     reply = service().call(ADMIN, Opnum.NetrShareEnum, NetrShareEnumRequest(None, level).encode())
     resp = NetrShareEnumResponse.decode(reply.stub)
@@ -118,7 +118,7 @@ def test_share_get_info_unknown_share_is_NERR_NetNameNotFound() -> None:
     assert NetrShareGetInfoResponse.decode(reply.stub, 0).status == NERR_NetNameNotFound
 
 
-def test_server_get_info_levels_100_and_101_and_nothing_else() -> None:
+def test_server_get_info_levels_100_and_101_for_everyone_102_for_operators() -> None:
     svc = service()
     reply = svc.call(USER, Opnum.NetrServerGetInfo, NetrServerGetInfoRequest(None, 101).encode())
     resp = NetrServerGetInfoResponse.decode(reply.stub, 101)
@@ -130,6 +130,9 @@ def test_server_get_info_levels_100_and_101_and_nothing_else() -> None:
     )
     reply = svc.call(USER, Opnum.NetrServerGetInfo, NetrServerGetInfoRequest(None, 102).encode())
     resp = NetrServerGetInfoResponse.decode(reply.stub, 102)
+    assert (resp.status, resp.info) == (ERROR_ACCESS_DENIED, None)
+    reply = svc.call(USER, Opnum.NetrServerGetInfo, NetrServerGetInfoRequest(None, 103).encode())
+    resp = NetrServerGetInfoResponse.decode(reply.stub, 103)
     assert (resp.status, resp.info) == (ERROR_INVALID_LEVEL, None)
 
 

@@ -25,7 +25,7 @@ from netsession.records import SESS_GUEST
 from netsession.server.accounts import AccountStore
 from netsession.server.audit import AuditTrail, LogonEvent, LogSink
 from netsession.server.pipes import RpcEndpoint, RpcPipe
-from netsession.server.srvsvc import CallContext, ServerIdentity, SessionPersonality, SrvsvcService
+from netsession.server.srvsvc import CallContext, ServerIdentity, SessionPersonality, SrvsvcService, Transport
 from netsession.server.throttle import LogonThrottle, ThrottleSettings
 from netsession.table import STYPE_IPC, AccessPolicy, Caller, OpenRow, SessionTable, TreeConnectRow
 from netsession.table import Session as TableRow
@@ -134,7 +134,11 @@ class NetsessionServer:
         self.accounts = accounts
         self.audit = audit if audit is not None else AuditTrail([LogSink()])
         self.table = SessionTable(options.policy, clock=clock)
-        self.service = SrvsvcService(self.table, ServerIdentity(options.name), audit=self.audit)
+        # The transports it listens on (MS-SRVS §3.1.1.2 TransportList), by their listener label.
+        self._listening: dict[str, None] = {}
+        self.service = SrvsvcService(
+            self.table, ServerIdentity(options.name, transports=self.transports), audit=self.audit
+        )
         self.throttle = LogonThrottle(options.throttle, clock=clock)
         ntlm = NtlmAuthenticator(
             accounts, server_name=options.name, entropy=os.urandom, clock=time.time,
@@ -237,6 +241,20 @@ class NetsessionServer:
         old.connection.close_session(previous_id)
         if old.connection is not session.connection:
             self.on_connection_changed(old.connection)
+
+    # -- the transports (NetrServerTransportEnum) ------------------------------------------------------
+
+    def listening(self, label: str) -> None:
+        """The driver listens on ``label`` (``HOST:PORT``): a transport of NetrServerTransportEnum."""
+        self._listening[label] = None
+
+    def transports(self) -> list[Transport]:
+        """Each listener with the connections it has now (svti*_numberofvcs)."""
+        counts = dict.fromkeys(self._listening, 0)
+        for conn, label in list(self._listener_of.items()):
+            if not conn.closing:
+                counts[label] = counts.get(label, 0) + 1
+        return [Transport(label, n) for label, n in counts.items()]
 
     # -- Backend -------------------------------------------------------------------------------------
 

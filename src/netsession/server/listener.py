@@ -411,6 +411,7 @@ async def serve(
     servers: list[asyncio.base_events.Server] = []
     for host, port in listen:
         label = listener_label(host, port)
+        server.listening(label)  # a transport of NetrServerTransportEnum
         srv = await loop.create_server(
             lambda label=label: SmbProtocol(server, registry, server.options.idle_timeout, label),
             host or None, port, reuse_address=True, backlog=1024,

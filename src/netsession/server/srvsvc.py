@@ -12,6 +12,7 @@ No I/O and no clock of its own (the table has the clock; the audit trail stamps 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -20,22 +21,41 @@ from netsession.errors import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_LEVEL,
     ERROR_MORE_DATA,
+    ERROR_NOT_SUPPORTED,
+    NERR_DeviceNotShared,
     NERR_NetNameNotFound,
     NERR_Success,
     status_name,
 )
 from netsession.server.audit import AuditTrail, LogSink, SrvsvcCallEvent
-from netsession.table import Caller, DeleteResult, EnumResult, ListResult, SessionCloseError, SessionTable
+from netsession.table import (
+    Caller,
+    DeleteResult,
+    EnumResult,
+    ListResult,
+    SessionCloseError,
+    SessionTable,
+    paginate,
+)
 from netsession.table import Session as TableRow
 from netsession.wire.ndr import NdrError
 from netsession.wire.srvsvc import (
     PLATFORM_ID_NT,
     SERVER_INFO_100,
     SERVER_INFO_101,
+    SERVER_INFO_102,
+    SERVER_INFO_502,
+    SERVER_INFO_503,
+    SERVER_TRANSPORT_INFO_0,
+    SERVER_TRANSPORT_INFO_1,
+    SERVER_TRANSPORT_INFO_2,
     SHARE_INFO_0,
     SHARE_INFO_1,
     SHARE_INFO_2,
+    SHARE_INFO_501,
     SHARE_INFO_502_I,
+    SHARE_INFO_503_I,
+    SHARE_INFO_1005,
     SHI_USES_UNLIMITED,
     STYPE_IPC,
     STYPE_SPECIAL,
@@ -43,7 +63,12 @@ from netsession.wire.srvsvc import (
     SV_TYPE_SERVER,
     SV_TYPE_SERVER_NT,
     SV_TYPE_WORKSTATION,
+    TIME_OF_DAY_INFO,
     EnumResponse,
+    NetrCharDevEnumRequest,
+    NetrCharDevEnumResponse,
+    NetrCharDevQEnumRequest,
+    NetrCharDevQEnumResponse,
     NetrConnectionEnumRequest,
     NetrConnectionEnumResponse,
     NetrFileCloseRequest,
@@ -52,12 +77,20 @@ from netsession.wire.srvsvc import (
     NetrFileEnumResponse,
     NetrFileGetInfoRequest,
     NetrFileGetInfoResponse,
+    NetrRemoteTODRequest,
+    NetrRemoteTODResponse,
+    NetrServerDiskEnumRequest,
+    NetrServerDiskEnumResponse,
     NetrServerGetInfoRequest,
     NetrServerGetInfoResponse,
+    NetrServerTransportEnumRequest,
+    NetrServerTransportEnumResponse,
     NetrSessionDelRequest,
     NetrSessionDelResponse,
     NetrSessionEnumRequest,
     NetrSessionEnumResponse,
+    NetrShareCheckRequest,
+    NetrShareCheckResponse,
     NetrShareEnumRequest,
     NetrShareEnumResponse,
     NetrShareEnumStickyRequest,
@@ -65,7 +98,9 @@ from netsession.wire.srvsvc import (
     NetrShareGetInfoRequest,
     NetrShareGetInfoResponse,
     Opnum,
+    ServerInfo,
     ShareInfo,
+    TransportInfo,
 )
 
 audit_log = logging.getLogger("netsession.audit")
@@ -118,11 +153,27 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Share:
-    """One entry of the server's ShareList (MS-SRVS §3.1.1.6), as NetrShareEnum reports it."""
+    """One entry of the server's ShareList (MS-SRVS §3.1.1.7), as NetrShareEnum reports it: ``path`` is
+    Share.LocalPath (IPC$ has none: the empty string, as Windows shows it), ``server_name`` the name it
+    is scoped to (``*``: the default name), ``flags`` the SHARE_INFO_1005 flags (0: manual caching)."""
 
     name: str
     type: int
     remark: str = ""
+    path: str = ""
+    server_name: str = "*"
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """One transport the server really listens on (MS-SRVS §3.1.1.2): direct TCP shows as
+    ``\\Device\\NetbiosSmb`` (note <28>); ``address`` is the listening socket, ``connections`` the
+    connections it has now (svti*_numberofvcs)."""
+
+    address: str
+    connections: int
+    name: str = "\\Device\\NetbiosSmb"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +185,40 @@ class ServerIdentity:
     version_major: int = 10
     version_minor: int = 0
     type: int = SV_TYPE_WORKSTATION | SV_TYPE_SERVER | SV_TYPE_NT | SV_TYPE_SERVER_NT
+    domain: str = "WORKGROUP"
+    # What the server listens on now (NetrServerTransportEnum); the running server sets it.
+    transports: Callable[[], Sequence[Transport]] = field(default=lambda: ())
 
 
-# The share levels this server answers (NetrShareEnum, NetrShareGetInfo).
-SHARE_LEVELS: Final = frozenset((0, 1, 2, 502))
+# The share levels each method answers (MS-SRVS §3.1.4.8-10), and those for Administrators and Server
+# Operators only: §3.1.4.10 note <62> for GetInfo; for the enumerations, as Windows answers Samba's
+# smbtorture (rpc.srvsvc: an anonymous NetShareEnumAll at 501 is ERROR_ACCESS_DENIED).
+SHARE_ENUM_LEVELS: Final = frozenset((0, 1, 2, 501, 502, 503))
+SHARE_STICKY_LEVELS: Final = frozenset((0, 1, 2, 502, 503))  # §3.1.4.9: no 501
+SHARE_GETINFO_LEVELS: Final = frozenset((0, 1, 2, 501, 502, 503, 1005))
+SHARE_ENUM_PRIVILEGED: Final = frozenset((2, 501, 502, 503))
+SHARE_GETINFO_PRIVILEGED: Final = frozenset((2, 502, 503))
+# §3.1.4.17 note <80>: 102, 502 and 503 for Administrators and Server Operators.
+SERVER_PRIVILEGED: Final = frozenset((102, 502, 503))
 IPC_SHARE: Final = Share("IPC$", STYPE_IPC | STYPE_SPECIAL, "Remote IPC")
+# MS-SRVS §2.2.2.4: bits NetrShareCheck never returns (STYPE_SPECIAL; the cluster bits).
+_SHARE_CHECK_MASK: Final = ~(STYPE_SPECIAL | 0x02000000 | 0x04000000 | 0x08000000) & 0xFFFFFFFF
+# MS-SRVS note <30>: a transport address is the NetBIOS name, 16 characters padded with blanks.
+NETBIOS_NAME_LENGTH: Final = 16
+# MS-SRVS note <40> / <41>: what a Windows server reports by default at levels 102, 502 and 503.
+WINDOWS_102_DEFAULTS: Final = {
+    "users": 0xFFFFFFFF, "disc": 15, "hidden": 0, "announce": 240, "anndelta": 3000,
+}
+# fmt: off
+WINDOWS_502_DEFAULTS: Final = (
+    2048, 1, 2048, 4356, 4, 16, 4, 11, 65535, 2048, 2048, 0xFFFFFFFF, 0xFFFFFFFF, 1, 1, 0, 1, 0,
+)
+WINDOWS_503_TAIL: Final = (
+    8192, 0, 480, 3600, 240, 600, 2, 2, 30, 2, 2, 0x100000, 1, 50, 35, 35, 1, 0, 1, 1, 0, 2, 2,
+)
+# fmt: on
+# TIME_OF_DAY_INFO tod_tinterval: one tick of the clock it reports, in 0.1 ms (it reports milliseconds).
+TOD_TICK: Final = 10
 
 
 class SrvsvcService:
@@ -160,6 +240,9 @@ class SrvsvcService:
         shares: Sequence[Share] = (IPC_SHARE,),
         *,
         audit: AuditTrail | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        uptime: Callable[[], float] = time.monotonic,
+        utc_offset: Callable[[float], int] | None = None,
     ) -> None:
         self.table = table
         self.identity = identity
@@ -172,7 +255,18 @@ class SrvsvcService:
         self.audit = audit if audit is not None else AuditTrail([LogSink()])
         # What the running call's handler found out for the audit event (targets, counts).
         self._facts: dict[str, Any] = {}
+        # NetrRemoteTOD's clock: the wall clock, a count since an arbitrary start (tod_msecs), and the
+        # local time zone's offset from UTC in seconds at a given time (east positive).
+        self._wall_clock = wall_clock
+        self._uptime = uptime
+        self._utc_offset = utc_offset or (lambda t: time.localtime(t).tm_gmtoff)
         self._handlers: dict[int, Callable[[CallContext, bytes], tuple[Reply, int | None, int | str]]] = {
+            Opnum.NetrCharDevEnum: self._chardev_enum,
+            Opnum.NetrCharDevQEnum: self._chardevq_enum,
+            Opnum.NetrShareCheck: self._share_check,
+            Opnum.NetrServerDiskEnum: self._disk_enum,
+            Opnum.NetrServerTransportEnum: self._transport_enum,
+            Opnum.NetrRemoteTOD: self._remote_tod,
             Opnum.NetrConnectionEnum: self._connection_enum,
             Opnum.NetrFileEnum: self._file_enum,
             Opnum.NetrFileGetInfo: self._file_get_info,
@@ -289,10 +383,10 @@ class SrvsvcService:
             detail = f"NERR_Success closed={len(r.closed)}"
         return Reply(NetrSessionDelResponse(r.status).encode()), None, detail
 
-    @staticmethod
     def _list_reply(
-        r: ListResult, response: type[EnumResponse], level: int
+        self, r: ListResult, response: type[EnumResponse], level: int
     ) -> tuple[Reply, int | None, int | str]:
+        self._facts.update(entries=len(r.entries), total_entries=r.total_entries, status=r.status)
         resp = response(r.level, list(r.entries), r.total_entries, r.resume_handle, r.status)
         detail: int | str = r.status
         if r.status in (NERR_Success, ERROR_MORE_DATA):
@@ -321,6 +415,7 @@ class SrvsvcService:
         except Exception as exc:  # the row is gone; the owner failed to close the open behind it
             audit_log.error("closing open %d failed: %r", req.file_id, exc)
             status = NERR_Success
+        self._facts = {"status": status}
         detail: int | str = status if status != NERR_Success else f"NERR_Success file_id={req.file_id}"
         return Reply(NetrFileCloseResponse(status).encode()), None, detail
 
@@ -334,60 +429,73 @@ class SrvsvcService:
         return self._list_reply(r, NetrConnectionEnumResponse, req.level)
 
     def _share_info(self, share: Share, level: int) -> ShareInfo:
-        """A share at level 0, 1, 2 or 502 (MS-SRVS §2.2.4.22-26). IPC$ has no path, no password, no
-        limit, and no security descriptor of its own."""
+        """A share at any level this server answers (MS-SRVS §2.2.4.22-29). IPC$ has no path, no
+        password, no limit, and no security descriptor of its own; current uses are its trees."""
         if level == 0:
             return SHARE_INFO_0(share.name)
         if level == 1:
             return SHARE_INFO_1(share.name, share.type, share.remark)
+        if level == 501:
+            return SHARE_INFO_501(share.name, share.type, share.remark, share.flags)
+        if level == 1005:
+            return SHARE_INFO_1005(share.flags)
         uses = self.table.current_uses(share.name)  # MS-SRVS §3.1.1.7 Share.CurrentUses: its trees
         if level == 2:
-            return SHARE_INFO_2(share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, uses, "", None)
-        return SHARE_INFO_502_I(
-            share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, uses, "", None, 0, None
+            return SHARE_INFO_2(
+                share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, uses, share.path, None
+            )
+        if level == 502:
+            return SHARE_INFO_502_I(
+                share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, uses, share.path, None, 0, None
+            )
+        return SHARE_INFO_503_I(
+            share.name, share.type, share.remark, 0, SHI_USES_UNLIMITED, uses, share.path, None,
+            share.server_name, 0, None,
         )
 
-    def _share_level_status(self, ctx: CallContext, level: int) -> int:
-        if level not in SHARE_LEVELS:
+    @staticmethod
+    def _level_status(ctx: CallContext, level: int, valid: frozenset[int], privileged: frozenset[int]) -> int:
+        if level not in valid:
             return ERROR_INVALID_LEVEL
-        if level in (2, 502) and not ctx.caller.is_operator:
-            return ERROR_ACCESS_DENIED  # MS-SRVS §3.1.4.8: levels 2 and 502 are for administrators, operators
+        if level in privileged and not ctx.caller.is_operator:
+            return ERROR_ACCESS_DENIED
         return NERR_Success
 
     def _share_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
-        # MS-SRVS §3.1.4.8. The list is a handful of entries: all of them go in one answer, and the resume
-        # handle (if any) moves past them, so a caller paging on sees the end.
+        # MS-SRVS §3.1.4.8 (Samba: NetShareEnumAll).
         req = NetrShareEnumRequest.decode(stub)
-        return self._share_list(ctx, req, self.shares, NetrShareEnumResponse)
+        status = self._level_status(ctx, req.level, SHARE_ENUM_LEVELS, SHARE_ENUM_PRIVILEGED)
+        return self._share_list(req, self.shares, NetrShareEnumResponse, status)
 
     def _share_enum_sticky(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
         # MS-SRVS §3.1.4.9: only sticky (persistent, non-special) shares; IPC$ is special, so: none.
         req = NetrShareEnumStickyRequest.decode(stub)
         sticky = [s for s in self.shares if not s.type & STYPE_SPECIAL]
-        return self._share_list(ctx, req, sticky, NetrShareEnumStickyResponse)
+        status = self._level_status(ctx, req.level, SHARE_STICKY_LEVELS, SHARE_ENUM_PRIVILEGED)
+        return self._share_list(req, sticky, NetrShareEnumStickyResponse, status)
 
     def _share_list(
         self,
-        ctx: CallContext,
         req: NetrShareEnumRequest,
         shares: Sequence[Share],
         response: type[NetrShareEnumResponse],
+        status: int,
     ) -> tuple[Reply, int | None, int | str]:
-        status = self._share_level_status(ctx, req.level)
         if status != NERR_Success:
             return Reply(response(req.level, [], 0, req.resume_handle, status).encode()), req.level, status
-        start = min(req.resume_handle or 0, len(shares))
-        entries = [self._share_info(share, req.level) for share in shares[start:]]
-        resume = None if req.resume_handle is None else len(shares)
-        resp = response(req.level, entries, len(entries), resume, NERR_Success)
-        return Reply(resp.encode()), req.level, NERR_Success
+        # §3.1.4.8: paged as the other enumerations, the resume handle an index into ShareList.
+        r = paginate(
+            list(shares), lambda _s: True, lambda share: self._share_info(share, req.level), req.level,
+            req.preferred_max_length, req.resume_handle,
+        )
+        return self._list_reply(r, response, req.level)
 
     def _share_get_info(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
         # MS-SRVS §3.1.4.10: share names compare case-insensitively.
         req = NetrShareGetInfoRequest.decode(stub)
         wanted = req.net_name.casefold()
         share = next((s for s in self.shares if s.name.casefold() == wanted), None)
-        status = self._share_level_status(ctx, req.level)
+        status = self._level_status(ctx, req.level, SHARE_GETINFO_LEVELS, SHARE_GETINFO_PRIVILEGED)
         info: ShareInfo | None = None
         if status == NERR_Success:
             if share is None:
@@ -396,18 +504,114 @@ class SrvsvcService:
                 info = self._share_info(share, req.level)
         return Reply(NetrShareGetInfoResponse(req.level, info, status).encode()), req.level, status
 
-    def _server_get_info(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
-        # MS-SRVS §3.1.4.17, levels 100 and 101.
-        req = NetrServerGetInfoRequest.decode(stub)
+    def _share_check(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.16: a share whose LocalPath is Device (IPC$'s is ""), its type without
+        # STYPE_SPECIAL and the cluster bits; no access check.
+        req = NetrShareCheckRequest.decode(stub)
+        wanted = req.device.casefold()
+        share = next((s for s in self.shares if s.path.casefold() == wanted), None)
+        if share is None:
+            return Reply(NetrShareCheckResponse(0, NERR_DeviceNotShared).encode()), None, NERR_DeviceNotShared
+        resp = NetrShareCheckResponse(share.type & _SHARE_CHECK_MASK, NERR_Success)
+        return Reply(resp.encode()), None, NERR_Success
+
+    def _server_info(self, level: int) -> ServerInfo | None:
+        """MS-SRVS §2.2.4.40-45, with Windows' defaults (notes <40>, <41>) where nothing applies here."""
         me = self.identity
-        info: SERVER_INFO_100 | SERVER_INFO_101 | None = None
-        status: int = NERR_Success
-        if req.level == 100:
-            info = SERVER_INFO_100(PLATFORM_ID_NT, me.name)
-        elif req.level == 101:
-            info = SERVER_INFO_101(
+        if level == 100:
+            return SERVER_INFO_100(PLATFORM_ID_NT, me.name)
+        if level == 101:
+            return SERVER_INFO_101(
                 PLATFORM_ID_NT, me.name, me.version_major, me.version_minor, me.type, me.comment
             )
-        else:
+        if level == 102:
+            d = WINDOWS_102_DEFAULTS
+            return SERVER_INFO_102(
+                PLATFORM_ID_NT, me.name, me.version_major, me.version_minor, me.type, me.comment, d["users"],
+                d["disc"], d["hidden"], d["announce"], d["anndelta"], 0, "c:\\",
+            )
+        if level == 502:
+            return SERVER_INFO_502(*WINDOWS_502_DEFAULTS)
+        if level == 503:
+            return SERVER_INFO_503(*WINDOWS_502_DEFAULTS, me.domain, *WINDOWS_503_TAIL)
+        return None
+
+    def _server_get_info(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.17: levels 100-102, 502, 503; 102/502/503 for operators (note <80>, <81>).
+        req = NetrServerGetInfoRequest.decode(stub)
+        info = self._server_info(req.level)
+        status: int = NERR_Success
+        if info is None:
             status = ERROR_INVALID_LEVEL
+        elif req.level in SERVER_PRIVILEGED and not ctx.caller.is_operator:
+            info, status = None, ERROR_ACCESS_DENIED
         return Reply(NetrServerGetInfoResponse(req.level, info, status).encode()), req.level, status
+
+    def _disk_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.19: level 0 only; Administrators and Server Operators (note <87>). A pipe server
+        # shares no disk: no drives, and the terminating empty entry (EntriesRead = TotalEntries + 1).
+        req = NetrServerDiskEnumRequest.decode(stub)
+        if req.level != 0:
+            status: int = ERROR_INVALID_LEVEL
+        elif not ctx.caller.is_operator:
+            status = ERROR_ACCESS_DENIED
+        else:
+            return Reply(NetrServerDiskEnumResponse([""], 0, req.resume_handle, 0).encode()), 0, NERR_Success
+        return Reply(NetrServerDiskEnumResponse([], 0, req.resume_handle, status).encode()), req.level, status
+
+    def _transport_info(self, transport: Transport, level: int) -> TransportInfo:
+        # §2.2.4.93-96 (note <30>: the NetBIOS name, padded with blanks to 16).
+        me = self.identity
+        name = me.name.upper()[:NETBIOS_NAME_LENGTH].ljust(NETBIOS_NAME_LENGTH)
+        address = name.encode("ascii", "replace")
+        vcs, device, where = transport.connections, transport.name, transport.address
+        if level == 0:
+            return SERVER_TRANSPORT_INFO_0(vcs, device, address, len(address), where)
+        if level == 1:
+            return SERVER_TRANSPORT_INFO_1(vcs, device, address, len(address), where, me.domain)
+        return SERVER_TRANSPORT_INFO_2(vcs, device, address, len(address), where, me.domain, 0)
+
+    def _transport_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.24: levels 0, 1 and 2 (the union's level 3 is not for enumerating: invalid);
+        # Administrators and Server Operators (note <97>); paged as the other enumerations.
+        req = NetrServerTransportEnumRequest.decode(stub)
+        status = self._level_status(ctx, req.level, frozenset((0, 1, 2)), frozenset((0, 1, 2)))
+        if status != NERR_Success:
+            resp = NetrServerTransportEnumResponse(req.level, [], 0, req.resume_handle, status)
+            return Reply(resp.encode()), req.level, status
+        r = paginate(
+            list(self.identity.transports()), lambda _t: True, lambda t: self._transport_info(t, req.level),
+            req.level, req.preferred_max_length, req.resume_handle,
+        )
+        return self._list_reply(r, NetrServerTransportEnumResponse, req.level)
+
+    def time_of_day(self) -> TIME_OF_DAY_INFO:
+        """The server's clock as NetrRemoteTOD reports it (MS-SRVS §2.2.4.105): UTC fields, the time zone
+        in minutes west of UTC."""
+        now = self._wall_clock()
+        utc = time.gmtime(now)
+        hunds = int(now * 100) % 100
+        msecs = int(self._uptime() * 1000) & 0xFFFFFFFF
+        zone = -self._utc_offset(now) // 60
+        return TIME_OF_DAY_INFO(
+            int(now) & 0xFFFFFFFF, msecs, utc.tm_hour, utc.tm_min, min(utc.tm_sec, 59), hunds, zone, TOD_TICK,
+            utc.tm_mday, utc.tm_mon, utc.tm_year, (utc.tm_wday + 1) % 7,
+        )
+
+    def _remote_tod(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # MS-SRVS §3.1.4.21: no special group membership (note <90>).
+        NetrRemoteTODRequest.decode(stub)
+        return Reply(NetrRemoteTODResponse(self.time_of_day(), 0).encode()), None, NERR_Success
+
+    def _chardev_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # Opnum 0: MS-SRVS §3.1.4 "returns ERROR_NOT_SUPPORTED" — with its [out] parameters marshalled, so
+        # a client that speaks NetrCharDevEnum reads a well-formed answer: no devices.
+        req = NetrCharDevEnumRequest.decode(stub)
+        resp = NetrCharDevEnumResponse(req.level, [], 0, req.resume_handle, ERROR_NOT_SUPPORTED)
+        return Reply(resp.encode()), req.level, ERROR_NOT_SUPPORTED
+
+    def _chardevq_enum(self, ctx: CallContext, stub: bytes) -> tuple[Reply, int | None, int | str]:
+        # Opnum 3, as opnum 0.
+        req = NetrCharDevQEnumRequest.decode(stub)
+        resp = NetrCharDevQEnumResponse(req.level, [], 0, req.resume_handle, ERROR_NOT_SUPPORTED)
+        return Reply(resp.encode()), req.level, ERROR_NOT_SUPPORTED

@@ -52,6 +52,8 @@ SRVSVC_PIPE: Final = "srvsvc"
 class Opnum(IntEnum):
     """The srvsvc operations this project speaks (MS-SRVS §3.1.4)."""
 
+    NetrCharDevEnum = 0
+    NetrCharDevQEnum = 3
     NetrConnectionEnum = 8
     NetrFileEnum = 9
     NetrFileGetInfo = 10
@@ -60,7 +62,11 @@ class Opnum(IntEnum):
     NetrSessionDel = 13
     NetrShareEnum = 15
     NetrShareGetInfo = 16
+    NetrShareCheck = 20
     NetrServerGetInfo = 21
+    NetrServerDiskEnum = 23
+    NetrServerTransportEnum = 26
+    NetrRemoteTOD = 28
     NetrShareEnumSticky = 36
 
 
@@ -143,14 +149,188 @@ class SHARE_INFO_502_I(NamedTuple):
     shi502_security_descriptor: bytes | None
 
 
-ShareInfo = SHARE_INFO_0 | SHARE_INFO_1 | SHARE_INFO_2 | SHARE_INFO_502_I
-ServerInfo = SERVER_INFO_100 | SERVER_INFO_101
+class SHARE_INFO_501(NamedTuple):
+    """MS-SRVS §2.2.4.25."""
+
+    shi501_netname: str | None
+    shi501_type: int
+    shi501_remark: str | None
+    shi501_flags: int
+
+
+class SHARE_INFO_503_I(NamedTuple):
+    """MS-SRVS §2.2.4.27: SHARE_INFO_502_I with the share's ServerName (``*`` for the default name)."""
+
+    shi503_netname: str | None
+    shi503_type: int
+    shi503_remark: str | None
+    shi503_permissions: int
+    shi503_max_uses: int
+    shi503_current_uses: int
+    shi503_path: str | None
+    shi503_passwd: str | None
+    shi503_servername: str | None
+    shi503_reserved: int
+    shi503_security_descriptor: bytes | None
+
+
+class SHARE_INFO_1005(NamedTuple):
+    """MS-SRVS §2.2.4.29."""
+
+    shi1005_flags: int
+
+
+class SERVER_INFO_102(NamedTuple):
+    """MS-SRVS §2.2.4.42."""
+
+    sv102_platform_id: int
+    sv102_name: str | None
+    sv102_version_major: int
+    sv102_version_minor: int
+    sv102_type: int
+    sv102_comment: str | None
+    sv102_users: int
+    sv102_disc: int
+    sv102_hidden: int
+    sv102_announce: int
+    sv102_anndelta: int
+    sv102_licenses: int
+    sv102_userpath: str | None
+
+
+class SERVER_INFO_502(NamedTuple):
+    """MS-SRVS §2.2.4.44."""
+
+    sv502_sessopens: int
+    sv502_sessvcs: int
+    sv502_opensearch: int
+    sv502_sizreqbuf: int
+    sv502_initworkitems: int
+    sv502_maxworkitems: int
+    sv502_rawworkitems: int
+    sv502_irpstacksize: int
+    sv502_maxrawbuflen: int
+    sv502_sessusers: int
+    sv502_sessconns: int
+    sv502_maxpagedmemoryusage: int
+    sv502_maxnonpagedmemoryusage: int
+    sv502_enablesoftcompat: int
+    sv502_enableforcedlogoff: int
+    sv502_timesource: int
+    sv502_acceptdownlevelapis: int
+    sv502_lmannounce: int
+
+
+class SERVER_INFO_503(NamedTuple):
+    """MS-SRVS §2.2.4.45."""
+
+    sv503_sessopens: int
+    sv503_sessvcs: int
+    sv503_opensearch: int
+    sv503_sizreqbuf: int
+    sv503_initworkitems: int
+    sv503_maxworkitems: int
+    sv503_rawworkitems: int
+    sv503_irpstacksize: int
+    sv503_maxrawbuflen: int
+    sv503_sessusers: int
+    sv503_sessconns: int
+    sv503_maxpagedmemoryusage: int
+    sv503_maxnonpagedmemoryusage: int
+    sv503_enablesoftcompat: int
+    sv503_enableforcedlogoff: int
+    sv503_timesource: int
+    sv503_acceptdownlevelapis: int
+    sv503_lmannounce: int
+    sv503_domain: str | None
+    sv503_maxcopyreadlen: int
+    sv503_maxcopywritelen: int
+    sv503_minkeepsearch: int
+    sv503_maxkeepsearch: int
+    sv503_minkeepcomplsearch: int
+    sv503_maxkeepcomplsearch: int
+    sv503_threadcountadd: int
+    sv503_numblockthreads: int
+    sv503_scavtimeout: int
+    sv503_minrcvqueue: int
+    sv503_minfreeworkitems: int
+    sv503_xactmemsize: int
+    sv503_threadpriority: int
+    sv503_maxmpxct: int
+    sv503_oplockbreakwait: int
+    sv503_oplockbreakresponsewait: int
+    sv503_enableoplocks: int
+    sv503_enableoplockforceclose: int
+    sv503_enablefcbopens: int
+    sv503_enableraw: int
+    sv503_enablesharednetdrives: int
+    sv503_minfreeconnections: int
+    sv503_maxfreeconnections: int
+
+
+class SERVER_TRANSPORT_INFO_0(NamedTuple):
+    """MS-SRVS §2.2.4.93."""
+
+    svti0_numberofvcs: int
+    svti0_transportname: str | None
+    svti0_transportaddress: bytes | None
+    svti0_transportaddresslength: int
+    svti0_networkaddress: str | None
+
+
+class SERVER_TRANSPORT_INFO_1(NamedTuple):
+    """MS-SRVS §2.2.4.94."""
+
+    svti1_numberofvcs: int
+    svti1_transportname: str | None
+    svti1_transportaddress: bytes | None
+    svti1_transportaddresslength: int
+    svti1_networkaddress: str | None
+    svti1_domain: str | None
+
+
+class SERVER_TRANSPORT_INFO_2(NamedTuple):
+    """MS-SRVS §2.2.4.95."""
+
+    svti2_numberofvcs: int
+    svti2_transportname: str | None
+    svti2_transportaddress: bytes | None
+    svti2_transportaddresslength: int
+    svti2_networkaddress: str | None
+    svti2_domain: str | None
+    svti2_flags: int
+
+
+class TIME_OF_DAY_INFO(NamedTuple):
+    """MS-SRVS §2.2.4.105. ``tod_timezone`` is signed: minutes west of GMT, -1 undefined."""
+
+    tod_elapsedt: int
+    tod_msecs: int
+    tod_hours: int
+    tod_mins: int
+    tod_secs: int
+    tod_hunds: int
+    tod_timezone: int
+    tod_tinterval: int
+    tod_day: int
+    tod_month: int
+    tod_year: int
+    tod_weekday: int
+
+
+ShareInfo = (
+    SHARE_INFO_0 | SHARE_INFO_1 | SHARE_INFO_2 | SHARE_INFO_501 | SHARE_INFO_502_I | SHARE_INFO_503_I
+    | SHARE_INFO_1005
+)
+ServerInfo = SERVER_INFO_100 | SERVER_INFO_101 | SERVER_INFO_102 | SERVER_INFO_502 | SERVER_INFO_503
+TransportInfo = SERVER_TRANSPORT_INFO_0 | SERVER_TRANSPORT_INFO_1 | SERVER_TRANSPORT_INFO_2
 
 
 class InfoArray:
     """Codec for a ``[size_is(n)] T*`` array of flat records whose fields are ``[string] wchar_t*``
-    pointers, DWORDs, and (SHARE_INFO_502_I) a ``[size_is(previous field)] unsigned char*`` — every
-    SESSION_INFO_x and the SHARE/SERVER_INFO levels here.
+    pointers, DWORDs, and byte arrays ``[size_is(a DWORD field)] unsigned char*`` — the field before
+    (SHARE_INFO_502_I/503_I) or after (SERVER_TRANSPORT_INFO_x) — every SESSION_INFO_x, FILE_INFO_x,
+    CONNECTION_INFO_x and the SHARE/SERVER/TRANSPORT_INFO levels here.
 
     NDR lays such an array out as: max_count, then every record's fixed part (a referent id or 0 for each
     pointer, the DWORD for each number), then, record by record and field by field, the pointers'
@@ -165,6 +345,7 @@ class InfoArray:
         "pointer_fields",
         "record",
         "record_size",
+        "size_of",
         "string_fields",
     )
 
@@ -172,8 +353,10 @@ class InfoArray:
         self.record = record
         self.is_string = tuple(k == "s" for k in kinds)
         self.string_fields = tuple(i for i, k in enumerate(kinds) if k == "s")
-        self.byte_fields = tuple(i for i, k in enumerate(kinds) if k == "b")
-        self.pointer_fields = tuple(i for i, k in enumerate(kinds) if k in "sb")
+        self.byte_fields = tuple(i for i, k in enumerate(kinds) if k in "bB")
+        # A byte array's size_is field: the one before ("b") or after ("B").
+        self.size_of = {i: i - 1 if k == "b" else i + 1 for i, k in enumerate(kinds) if k in "bB"}
+        self.pointer_fields = tuple(i for i, k in enumerate(kinds) if k in "sbB")
         self.fixed = Struct(f"<{len(kinds)}I")
         self.record_size = self.fixed.size
 
@@ -187,8 +370,9 @@ class InfoArray:
             if value is None:
                 values[i] = 0
             else:
-                if i in self.byte_fields and len(value) != values[i - 1]:
-                    raise ValueError(f"field {i - 1} must give the size of field {i}: {values[i - 1]}")
+                if i in self.size_of and len(value) != values[self.size_of[i]]:
+                    size = self.size_of[i]
+                    raise ValueError(f"field {size} must give the size of field {i}: {values[size]}")
                 values[i] = w.next_referent()
                 deferred.append(value)
         w.align(4)
@@ -209,11 +393,13 @@ class InfoArray:
         for i in self.pointer_fields:
             if not values[i]:
                 values[i] = None
-            elif i in self.byte_fields:
+            elif i in self.size_of:
                 at = r.pos
                 size = r.conformance(1)
-                if size != values[i - 1]:
-                    raise NdrError(f"byte array of {size} where its size field says {values[i - 1]}", at)
+                if size != values[self.size_of[i]]:
+                    raise NdrError(
+                        f"byte array of {size} where its size field says {values[self.size_of[i]]}", at
+                    )
                 values[i] = r.take(size)
             else:
                 values[i] = r.wstring()
@@ -283,8 +469,8 @@ class InfoArray:
 
 def _layout(record: type[Any], *kinds: str) -> InfoArray:
     """An :class:`InfoArray` from field kinds: ``"s"`` for a string pointer, ``"d"`` for a DWORD, ``"b"``
-    for a pointer to bytes whose count is the field before."""
-    assert len(kinds) == len(record._fields) and set(kinds) <= set("sdb")
+    (``"B"``) for a pointer to bytes whose count is the field before (after)."""
+    assert len(kinds) == len(record._fields) and set(kinds) <= set("sdbB")
     return InfoArray(record, kinds)
 
 
@@ -308,11 +494,22 @@ SHARE_ARRAYS: Final[dict[int, InfoArray]] = {
     0: _layout(SHARE_INFO_0, "s"),
     1: _layout(SHARE_INFO_1, "s", "d", "s"),
     2: _layout(SHARE_INFO_2, "s", "d", "s", "d", "d", "d", "s", "s"),
+    501: _layout(SHARE_INFO_501, "s", "d", "s", "d"),
     502: _layout(SHARE_INFO_502_I, "s", "d", "s", "d", "d", "d", "s", "s", "d", "b"),
+    503: _layout(SHARE_INFO_503_I, "s", "d", "s", "d", "d", "d", "s", "s", "s", "d", "b"),
+    1005: _layout(SHARE_INFO_1005, "d"),
 }
 SERVER_INFOS: Final[dict[int, InfoArray]] = {
     100: _layout(SERVER_INFO_100, "d", "s"),
     101: _layout(SERVER_INFO_101, "d", "s", "d", "d", "d", "s"),
+    102: _layout(SERVER_INFO_102, "d", "s", "d", "d", "d", "s", "d", "d", "d", "d", "d", "d", "s"),
+    502: _layout(SERVER_INFO_502, *"d" * 18),  # eighteen DWORDs (ints and BOOLs)
+    503: _layout(SERVER_INFO_503, *"d" * 18, "s", *"d" * 23),  # sv503_domain after the eighteen
+}
+TRANSPORT_ARRAYS: Final[dict[int, InfoArray]] = {
+    0: _layout(SERVER_TRANSPORT_INFO_0, "d", "s", "B", "d", "s"),
+    1: _layout(SERVER_TRANSPORT_INFO_1, "d", "s", "B", "d", "s", "s"),
+    2: _layout(SERVER_TRANSPORT_INFO_2, "d", "s", "B", "d", "s", "s", "d"),
 }
 
 
@@ -331,6 +528,11 @@ SESSION_ENUM_ARMS: Final = frozenset((0, 1, 2, 10, 502))
 CONNECT_ENUM_ARMS: Final = frozenset((0, 1))
 FILE_ENUM_ARMS: Final = frozenset((2, 3))
 FILE_INFO_ARMS: Final = frozenset((2, 3))
+# §2.2.3.8 SERVER_XPORT_ENUM_UNION; the character-device unions of opnums 0 and 3 (Windows' and Samba's
+# IDL: levels 0 and 1; MS-SRVS keeps only their opnums).
+TRANSPORT_ENUM_ARMS: Final = frozenset((0, 1, 2, 3))
+CHARDEV_ENUM_ARMS: Final = frozenset((0, 1))
+CHARDEVQ_ENUM_ARMS: Final = frozenset((0, 1))
 SHARE_ENUM_ARMS: Final = frozenset((0, 1, 2, 501, 502, 503))
 SHARE_INFO_ARMS: Final = frozenset((0, 1, 2, 502, 1004, 1006, 1501, 1005, 501, 503))
 # fmt: off
@@ -348,6 +550,8 @@ def _encode_enum_struct(
     w.u32(level)
     w.u32(level)  # union discriminant
     if level not in arms:
+        if entries:
+            raise ValueError(f"level {level} is not an arm of this union: it carries no entries")
         return
     array = arrays.get(level)
     if array is None and entries:
@@ -862,8 +1066,321 @@ class NetrServerGetInfoResponse(InfoResponse):
     info: ServerInfo | None = None
 
 
+@dataclass
+class NetrShareCheckRequest:
+    """MS-SRVS §3.1.4.16. Device is a top-level ``[in, string]`` (ref) pointer: no referent id."""
+
+    opnum: ClassVar[int] = Opnum.NetrShareCheck
+    server_name: str | None = None
+    device: str = ""
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.wstring(self.device)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        message = cls(r.unique_wstring(), r.wstring())
+        r.done()
+        return message
+
+
+@dataclass
+class NetrShareCheckResponse:
+    """MS-SRVS §3.1.4.16: ``[out] DWORD* Type`` and the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrShareCheck
+    type: int = 0
+    status: int = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.u32(self.type)
+        w.u32(self.status)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        message = cls(r.u32(), r.u32())
+        r.done()
+        return message
+
+
+# MS-SRVS §2.2.4.91: DISK_INFO is ``[string] WCHAR Disk[3]``, a varying array inline in the struct (offset,
+# actual count, the characters); DISK_ENUM_CONTAINER's Buffer is ``[size_is, length_is]`` (conformant and
+# varying: max count, offset, actual count, then the elements).
+DISK_CHARS: Final = 3
+
+
+def _encode_disks(w: NdrWriter, disks: list[str]) -> None:
+    w.u32(len(disks))  # EntriesRead
+    w.pointer(bool(disks))
+    if not disks:
+        return
+    w.u32(len(disks))
+    w.u32(0)
+    w.u32(len(disks))
+    for disk in disks:
+        units = disk.encode("utf-16-le") + b"\0\0"
+        if len(units) > 2 * DISK_CHARS:
+            raise ValueError(f"a DISK_INFO holds {DISK_CHARS} characters with the NUL: {disk!r}")
+        w.u32(0)
+        w.u32(len(units) // 2)
+        w.raw(units)
+
+
+def _decode_disks(r: NdrReader) -> list[str]:
+    count = r.u32()
+    at = r.pos
+    if not r.pointer():
+        return []
+    max_count = r.conformance(8)  # each element: at least its offset and actual count
+    offset, actual = r.u32(), r.u32()
+    if max_count != count or offset != 0 or actual != max_count:
+        raise NdrError(f"disk array counts {max_count}/{offset}/{actual} for EntriesRead {count}", at)
+    disks: list[str] = []
+    for _ in range(count):
+        at = r.pos
+        offset, actual = r.u32(), r.u32()
+        if offset != 0 or actual > DISK_CHARS:
+            raise NdrError(f"DISK_INFO of offset {offset} and {actual} characters", at)
+        text = r.take(2 * actual).decode("utf-16-le", "surrogatepass")
+        disks.append(text[:-1] if text.endswith("\0") else text)
+    return disks
+
+
+@dataclass
+class NetrServerDiskEnumRequest:
+    """MS-SRVS §3.1.4.19: the [in] DiskInfoStruct is ignored by the server (parsed, dropped)."""
+
+    opnum: ClassVar[int] = Opnum.NetrServerDiskEnum
+    server_name: str | None = None
+    level: int = 0
+    preferred_max_length: int = 0xFFFFFFFF
+    resume_handle: int | None = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.u32(self.level)
+        _encode_disks(w, [])
+        w.u32(self.preferred_max_length)
+        _encode_resume(w, self.resume_handle)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        server, level = r.unique_wstring(), r.u32()
+        _decode_disks(r)
+        message = cls(server, level, r.u32(), _decode_resume(r))
+        r.done()
+        return message
+
+
+@dataclass
+class NetrServerDiskEnumResponse:
+    """MS-SRVS §3.1.4.19: ``disks`` are the DISK_INFO entries as sent (EntriesRead of them, the last an
+    empty terminator: EntriesRead is TotalEntries + 1), then TotalEntries, ResumeHandle, the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrServerDiskEnum
+    disks: list[str] = field(default_factory=list)
+    total_entries: int = 0
+    resume_handle: int | None = None
+    status: int = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        _encode_disks(w, self.disks)
+        w.u32(self.total_entries)
+        _encode_resume(w, self.resume_handle)
+        w.u32(self.status)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        disks = _decode_disks(r)
+        message = cls(disks, r.u32(), _decode_resume(r), r.u32())
+        r.done()
+        return message
+
+
+@dataclass
+class NetrServerTransportEnumRequest:
+    """MS-SRVS §3.1.4.24."""
+
+    opnum: ClassVar[int] = Opnum.NetrServerTransportEnum
+    server_name: str | None = None
+    level: int = 0
+    preferred_max_length: int = 0xFFFFFFFF
+    resume_handle: int | None = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        _encode_enum_struct(w, TRANSPORT_ENUM_ARMS, TRANSPORT_ARRAYS, self.level, [])
+        w.u32(self.preferred_max_length)
+        _encode_resume(w, self.resume_handle)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        server = r.unique_wstring()
+        level, _ = _decode_enum_struct(r, TRANSPORT_ENUM_ARMS, TRANSPORT_ARRAYS)
+        message = cls(server, level, r.u32(), _decode_resume(r))
+        r.done()
+        return message
+
+
+@dataclass
+class NetrServerTransportEnumResponse(EnumResponse):
+    """MS-SRVS §3.1.4.24, [out] parameters and the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrServerTransportEnum
+    arms: ClassVar[frozenset[int]] = TRANSPORT_ENUM_ARMS
+    arrays: ClassVar[dict[int, InfoArray]] = TRANSPORT_ARRAYS
+    entries: list[TransportInfo] = field(default_factory=list)
+
+
+_TOD: Final = Struct("<6Ii5I")  # TIME_OF_DAY_INFO: tod_timezone is a signed long
+
+
+@dataclass
+class NetrRemoteTODRequest:
+    """MS-SRVS §3.1.4.21."""
+
+    opnum: ClassVar[int] = Opnum.NetrRemoteTOD
+    server_name: str | None = None
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        message = cls(r.unique_wstring())
+        r.done()
+        return message
+
+
+@dataclass
+class NetrRemoteTODResponse:
+    """MS-SRVS §3.1.4.21: ``[out] LPTIME_OF_DAY_INFO* BufferPtr`` (a unique pointer to the record), then
+    the status."""
+
+    opnum: ClassVar[int] = Opnum.NetrRemoteTOD
+    info: TIME_OF_DAY_INFO | None = None
+    status: int = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.pointer(self.info is not None)
+        if self.info is not None:
+            w.raw(_TOD.pack(*self.info))
+        w.u32(self.status)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        info = None
+        if r.pointer():
+            info = TIME_OF_DAY_INFO._make(_TOD.unpack(r.take(_TOD.size)))
+        message = cls(info, r.u32())
+        r.done()
+        return message
+
+
+@dataclass
+class NetrCharDevEnumRequest:
+    """Opnum 0 (MS-SRVS §3.1.4: not used on the wire; Windows' and Samba's IDL: NetrCharDevEnum, a
+    CHARDEV_ENUM_STRUCT of levels 0 and 1). A server without character devices answers it."""
+
+    opnum: ClassVar[int] = Opnum.NetrCharDevEnum
+    server_name: str | None = None
+    level: int = 0
+    preferred_max_length: int = 0xFFFFFFFF
+    resume_handle: int | None = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        _encode_enum_struct(w, CHARDEV_ENUM_ARMS, {}, self.level, [])
+        w.u32(self.preferred_max_length)
+        _encode_resume(w, self.resume_handle)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        server = r.unique_wstring()
+        level, _ = _decode_enum_struct(r, CHARDEV_ENUM_ARMS, {})
+        message = cls(server, level, r.u32(), _decode_resume(r))
+        r.done()
+        return message
+
+
+@dataclass
+class NetrCharDevEnumResponse(EnumResponse):
+    """Opnum 0's [out] parameters: the container (never any entries here), TotalEntries, ResumeHandle."""
+
+    opnum: ClassVar[int] = Opnum.NetrCharDevEnum
+    arms: ClassVar[frozenset[int]] = CHARDEV_ENUM_ARMS
+    arrays: ClassVar[dict[int, InfoArray]] = {}
+
+
+@dataclass
+class NetrCharDevQEnumRequest:
+    """Opnum 3 (NetrCharDevQEnum in Windows' and Samba's IDL): a user name, then NetrCharDevEnum's
+    parameters."""
+
+    opnum: ClassVar[int] = Opnum.NetrCharDevQEnum
+    server_name: str | None = None
+    user_name: str | None = None
+    level: int = 0
+    preferred_max_length: int = 0xFFFFFFFF
+    resume_handle: int | None = 0
+
+    def encode(self) -> bytes:
+        w = NdrWriter()
+        w.unique_wstring(self.server_name)
+        w.unique_wstring(self.user_name)
+        _encode_enum_struct(w, CHARDEVQ_ENUM_ARMS, {}, self.level, [])
+        w.u32(self.preferred_max_length)
+        _encode_resume(w, self.resume_handle)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, stub: bytes) -> Self:
+        r = NdrReader(stub)
+        server, user = r.unique_wstring(), r.unique_wstring()
+        level, _ = _decode_enum_struct(r, CHARDEVQ_ENUM_ARMS, {})
+        message = cls(server, user, level, r.u32(), _decode_resume(r))
+        r.done()
+        return message
+
+
+@dataclass
+class NetrCharDevQEnumResponse(EnumResponse):
+    """Opnum 3's [out] parameters."""
+
+    opnum: ClassVar[int] = Opnum.NetrCharDevQEnum
+    arms: ClassVar[frozenset[int]] = CHARDEVQ_ENUM_ARMS
+    arrays: ClassVar[dict[int, InfoArray]] = {}
+
+
 # Request decoders by opnum, for a server dispatching on the opnum of a DCE/RPC request.
 REQUESTS: Final[dict[int, Any]] = {
+    Opnum.NetrCharDevEnum: NetrCharDevEnumRequest,
+    Opnum.NetrCharDevQEnum: NetrCharDevQEnumRequest,
     Opnum.NetrConnectionEnum: NetrConnectionEnumRequest,
     Opnum.NetrFileEnum: NetrFileEnumRequest,
     Opnum.NetrFileGetInfo: NetrFileGetInfoRequest,
@@ -872,6 +1389,10 @@ REQUESTS: Final[dict[int, Any]] = {
     Opnum.NetrSessionDel: NetrSessionDelRequest,
     Opnum.NetrShareEnum: NetrShareEnumRequest,
     Opnum.NetrShareGetInfo: NetrShareGetInfoRequest,
+    Opnum.NetrShareCheck: NetrShareCheckRequest,
     Opnum.NetrServerGetInfo: NetrServerGetInfoRequest,
+    Opnum.NetrServerDiskEnum: NetrServerDiskEnumRequest,
+    Opnum.NetrServerTransportEnum: NetrServerTransportEnumRequest,
+    Opnum.NetrRemoteTOD: NetrRemoteTODRequest,
     Opnum.NetrShareEnumSticky: NetrShareEnumStickyRequest,
 }
