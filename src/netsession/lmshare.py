@@ -1,4 +1,5 @@
-r"""The session functions of lmshare.h, with Win32's argument order and paging.
+r"""The session functions of lmshare.h — and their neighbours NetFileEnum / NetFileGetInfo / NetFileClose
+and NetConnectionEnum — with Win32's argument order and paging.
 
 Where Win32 fills out-parameters, these return them: :func:`NetSessionEnum` gives the records
 (``SESSION_INFO_x`` named tuples with the ``sesiN_*`` fields), entriesread, totalentries, the new resume
@@ -45,6 +46,11 @@ from netsession.wire.srvsvc import NetrSessionEnumResponse
 
 __all__ = [
     "MAX_PREFERRED_LENGTH",
+    "ListEnumResult",
+    "NetConnectionEnum",
+    "NetFileClose",
+    "NetFileEnum",
+    "NetFileGetInfo",
     "NetSessionDel",
     "NetSessionEnum",
     "NetSessionGetInfo",
@@ -250,3 +256,110 @@ def filter_error(
     if username:
         return NetApiError(NERR_UserNotFound, funcname)
     return NetApiError(NERR_ClientNameNotFound, funcname)
+
+
+# -- the session's neighbours: open files and connections (lmshare.h NetFile*, NetConnectionEnum) --------
+
+
+class ListEnumResult(NamedTuple):
+    """What NetFileEnum / NetConnectionEnum hand back through their out-parameters: FILE_INFO_x or
+    CONNECTION_INFO_x records, entriesread, totalentries, the new resume handle, and whether more remains
+    (Win32's ERROR_MORE_DATA)."""
+
+    records: list[Any]
+    entriesread: int
+    totalentries: int
+    resume_handle: int | None
+    more_data: bool
+
+
+def _list_result(r: Any, funcname: str) -> ListEnumResult:
+    if r.status not in (NERR_Success, ERROR_MORE_DATA):
+        raise NetApiError(r.status, funcname)
+    records = list(r.entries)
+    more = r.status == ERROR_MORE_DATA
+    return ListEnumResult(records, len(records), r.total_entries, r.resume_handle, more)
+
+
+def NetFileEnum(
+    servername: str | None,
+    basepath: str | None,
+    username: str | None,
+    level: int,
+    prefmaxlen: int = MAX_PREFERRED_LENGTH,
+    resume_handle: int | None = 0,
+) -> ListEnumResult:
+    r"""One NetrFileEnum call (MS-SRVS §3.1.4.2): the opens (files and pipes) whose path starts with
+    ``basepath`` up to a backslash and whose user is ``username`` (None: any), at level 2 or 3, paged as
+    :func:`NetSessionEnum`.
+
+    >>> page = NetFileEnum(r"\\fs1", r"\PIPE", None, 3)             # doctest: +SKIP
+    >>> page.records[0].fi3_pathname, page.records[0].fi3_username   # doctest: +SKIP
+    ('\\PIPE\\srvsvc', 'alice')
+    """
+    funcname = "NetFileEnum"
+    prefmaxlen = _dword(prefmaxlen, "prefmaxlen", funcname, minus_one=True)
+    if resume_handle is not None:
+        resume_handle = _dword(resume_handle, "resume_handle", funcname, minus_one=True)
+    level = _dword(level, "level", funcname)
+
+    def call(c: SrvsvcClient) -> ListEnumResult:
+        r = c.file_enum(level, basepath or None, username or None, prefmaxlen, resume_handle)
+        return _list_result(r, funcname)
+
+    return current_pool().run(servername, call, funcname=funcname, idempotent=True)
+
+
+def NetFileGetInfo(servername: str | None, fileid: int, level: int) -> Any:
+    """The open ``fileid`` at level 2 or 3 (MS-SRVS §3.1.4.3): a FILE_INFO_2 / FILE_INFO_3 record."""
+    funcname = "NetFileGetInfo"
+    fileid = _dword(fileid, "fileid", funcname)
+    level = _dword(level, "level", funcname)
+
+    def call(c: SrvsvcClient) -> Any:
+        r = c.file_get_info(fileid, level)
+        if r.status != NERR_Success:
+            raise NetApiError(r.status, funcname)
+        if r.info is None:
+            raise NetApiError(ERROR_INVALID_LEVEL, funcname, "the server answered without a record")
+        return r.info
+
+    return current_pool().run(servername, call, funcname=funcname, idempotent=True)
+
+
+def NetFileClose(servername: str | None, fileid: int) -> None:
+    """Force the open ``fileid`` closed (MS-SRVS §3.1.4.4); NERR_FileIdNotFound if there is none."""
+    funcname = "NetFileClose"
+    fileid = _dword(fileid, "fileid", funcname)
+
+    def call(c: SrvsvcClient) -> None:
+        status = c.file_close(fileid).status
+        if status != NERR_Success:
+            raise NetApiError(status, funcname)
+
+    current_pool().run(servername, call, funcname=funcname, idempotent=False)
+
+
+def NetConnectionEnum(
+    servername: str | None,
+    qualifier: str,
+    level: int,
+    prefmaxlen: int = MAX_PREFERRED_LENGTH,
+    resume_handle: int | None = 0,
+) -> ListEnumResult:
+    r"""One NetrConnectionEnum call (MS-SRVS §3.1.4.1): the tree connects to the share ``qualifier`` (each
+    ``coni1_netname`` the client's name) or from the computer ``\\qualifier`` (each ``coni1_netname`` the
+    share), at level 0 or 1. A qualifier is required (ERROR_INVALID_PARAMETER, before anything is sent)."""
+    funcname = "NetConnectionEnum"
+    if not qualifier:
+        raise NetApiError(ERROR_INVALID_PARAMETER, funcname)
+    prefmaxlen = _dword(prefmaxlen, "prefmaxlen", funcname, minus_one=True)
+    if resume_handle is not None:
+        resume_handle = _dword(resume_handle, "resume_handle", funcname, minus_one=True)
+    level = _dword(level, "level", funcname)
+
+    def call(c: SrvsvcClient) -> ListEnumResult:
+        r = c.connection_enum(qualifier, level, prefmaxlen, resume_handle)
+        return _list_result(r, funcname)
+
+    return current_pool().run(servername, call, funcname=funcname, idempotent=True)

@@ -53,6 +53,14 @@ from netsession.wire.ndr import NdrError
 from netsession.wire.srvsvc import (
     SRVSVC_UUID,
     SRVSVC_VERSION,
+    NetrConnectionEnumRequest,
+    NetrConnectionEnumResponse,
+    NetrFileCloseRequest,
+    NetrFileCloseResponse,
+    NetrFileEnumRequest,
+    NetrFileEnumResponse,
+    NetrFileGetInfoRequest,
+    NetrFileGetInfoResponse,
     NetrServerGetInfoRequest,
     NetrServerGetInfoResponse,
     NetrSessionDelRequest,
@@ -257,6 +265,45 @@ class SrvsvcClient:
         request = NetrServerGetInfoRequest(self.server_name, level)
         stub = self.call(Opnum.NetrServerGetInfo, request.encode())
         return _decode(lambda s: NetrServerGetInfoResponse.decode(s, level), stub)
+
+    def file_enum(
+        self,
+        level: int = 3,
+        base_path: str | None = None,
+        user_name: str | None = None,
+        preferred_max_length: int = MAX_PREFERRED_LENGTH,
+        resume_handle: int | None = 0,
+    ) -> NetrFileEnumResponse:
+        """NetrFileEnum (MS-SRVS §3.1.4.2)."""
+        request = NetrFileEnumRequest(
+            self.server_name, base_path, user_name, level, preferred_max_length, resume_handle
+        )
+        return _decode(NetrFileEnumResponse.decode, self.call(Opnum.NetrFileEnum, request.encode()))
+
+    def file_get_info(self, file_id: int, level: int = 3) -> NetrFileGetInfoResponse:
+        """NetrFileGetInfo (MS-SRVS §3.1.4.3)."""
+        request = NetrFileGetInfoRequest(self.server_name, file_id, level)
+        stub = self.call(Opnum.NetrFileGetInfo, request.encode())
+        return _decode(lambda s: NetrFileGetInfoResponse.decode(s, level), stub)
+
+    def file_close(self, file_id: int) -> NetrFileCloseResponse:
+        """NetrFileClose (MS-SRVS §3.1.4.4)."""
+        request = NetrFileCloseRequest(self.server_name, file_id)
+        return _decode(NetrFileCloseResponse.decode, self.call(Opnum.NetrFileClose, request.encode()))
+
+    def connection_enum(
+        self,
+        qualifier: str,
+        level: int = 1,
+        preferred_max_length: int = MAX_PREFERRED_LENGTH,
+        resume_handle: int | None = 0,
+    ) -> NetrConnectionEnumResponse:
+        """NetrConnectionEnum (MS-SRVS §3.1.4.1): ``qualifier`` a share name or ``\\\\computer``."""
+        request = NetrConnectionEnumRequest(
+            self.server_name, qualifier, level, preferred_max_length, resume_handle
+        )
+        stub = self.call(Opnum.NetrConnectionEnum, request.encode())
+        return _decode(NetrConnectionEnumResponse.decode, stub)
 
 
 _T = TypeVar("_T")
