@@ -66,6 +66,7 @@ EXTENSION_MODULES: Final = (
     "netsession.fleet.cli",
     "netsession.decoy.cli",
     "netsession.samba.cli",
+    "netsession.files_cli",
     "netsession.clidoc",
 )
 # Levels tried in turn when the user names none: richest first.

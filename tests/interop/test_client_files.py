@@ -5,6 +5,7 @@ shapes (``win32net.NetFileEnum`` / ``NetFileGetInfo`` / ``NetFileClose``, ``NetS
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -141,3 +142,34 @@ def test_win32net_share_and_server_info_have_pywin32s_keys(ours: NetsessionServe
     info = win32net.NetServerGetInfo(HOST, 101)
     assert list(info) == ["platform_id", "name", "version_major", "version_minor", "type", "comment"]
     assert (info["platform_id"], info["name"]) == (500, "NSTEST")
+
+
+def _cli(ours: NetsessionServerProcess, *argv: str) -> int:
+    from netsession.cli import main
+
+    return main([*argv[:2], HOST, *argv[2:], "--port", str(ours.port), "-U", ADMIN.credentials])
+
+
+def test_command_files_list_and_close(
+    ours: NetsessionServerProcess, alice_pipe: Open, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli(ours, "files", "list", "--user", "alice", "--format", "json") == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["path_name"], row["user_name"]) == (PIPE, "alice")
+    assert _cli(ours, "files", "list") == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["ID", "Path", "User", "name", "#", "Locks"]
+    assert _cli(ours, "files", "list", "--format", "csv", "--level", "2") == 0
+    assert capsys.readouterr().out.splitlines()[0] == "id"
+    assert _cli(ours, "files", "close", str(row["id"])) == 0
+    with pytest.raises(SMBResponseException):
+        alice_pipe.write(b"\x05\x00", 0)
+    assert _cli(ours, "files", "close", str(row["id"])) != 0
+    assert "NERR_FileIdNotFound (2314)" in capsys.readouterr().err
+
+
+def test_command_connections(ours: NetsessionServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    ours.hold_smbclient(ALICE)
+    assert _cli(ours, "connections") == 0  # SERVER, then the default qualifier IPC$
+    out = capsys.readouterr().out
+    assert "alice" in out and "Net name" in out
