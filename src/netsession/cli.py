@@ -541,7 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "list", parents=[CONNECTION_OPTIONS], allow_abbrev=False,
         help="list the sessions on a server",
-        description="List the sessions on SERVER (the local computer if omitted).",
+        description="List the sessions on SERVER (the local computer if omitted). The table shows the "
+        "columns of the level answered; a time of 0x80000000 seconds or more (Samba's 0xFFFFFFFF for a "
+        "session younger than a second) is shown as 0.",
     )
     p.add_argument(
         "server", nargs="?", metavar="SERVER", help="\\\\name, name, address or [v6], optional :port"
@@ -556,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "info", parents=[CONNECTION_OPTIONS], allow_abbrev=False,
         help="show one session",
-        description="Show the session of CLIENT and USER on SERVER ('.' for the local computer).",
+        description="Show the session of CLIENT and USER on SERVER ('.' for the local computer). A time of "
+        "0x80000000 seconds or more (Samba's 0xFFFFFFFF for a brand-new session) is shown as 0.",
     )
     p.add_argument("server", metavar="SERVER", help="\\\\name, name, address or [v6], optional :port; '.' "
                    "for the local computer")

@@ -139,3 +139,8 @@ def test_completion_offers_a_commands_options_and_choices() -> None:
 
 def test_completion_offers_files_for_a_file_option() -> None:
     assert "README.md" in complete(["netsession", "serve", "--audit-log", "READ"])
+
+
+@pytest.mark.parametrize("command", ["list", "info"])
+def test_the_shown_time_rule_is_documented(command: str) -> None:
+    assert "0xFFFFFFFF" in run(command, "--help").stdout
