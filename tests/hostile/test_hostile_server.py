@@ -271,3 +271,16 @@ def test_churn_leaves_no_row_behind(accounts: CountingStore, seed: int) -> None:
         client.server.connection_lost()
     admin.server.connection_lost()
     assert len(server.table) == 0 and not server.sessions and not server._unread
+
+
+def test_opens_of_one_account_are_bounded_across_sessions_and_connections(accounts: CountingStore) -> None:
+    server = make_server(accounts, max_opens_per_account=10)
+    statuses = []
+    for address in ("10.0.0.5", "10.0.0.6", "10.0.0.7"):
+        client = client_of(server, address)
+        session = client.logon("alice")
+        tree = client.tree_connect(session)
+        for _ in range(8):
+            statuses.append(client.request(CreateRequest("srvsvc"), session=session, tree=tree).header.status)
+    assert statuses.count(NtStatus.STATUS_SUCCESS) == 10
+    assert statuses.count(NtStatus.STATUS_INSUFFICIENT_RESOURCES) == 14

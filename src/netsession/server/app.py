@@ -33,7 +33,7 @@ from netsession.wire.smb2.auth import Authenticator, Identity, NtlmAuthenticator
 from netsession.wire.smb2.connection import ServerConfig, ServerConnection, Session
 from netsession.wire.smb2.constants import NtStatus
 from netsession.wire.smb2.logons import LogonAttempt
-from netsession.wire.smb2.state import Open, TreeConnect
+from netsession.wire.smb2.state import Open, OutOfResources, TreeConnect
 from netsession.wire.srvsvc import SRVSVC_PIPE
 
 log = logging.getLogger("netsession.server")
@@ -65,6 +65,8 @@ class ServerOptions:
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     # What all the pipes of one account may hold of unread replies, across its sessions and connections.
     max_unread_per_account: int = 64 << 20
+    # Pipe opens of one account over all its sessions and connections (each holds an RPC association).
+    max_opens_per_account: int = 2048
     # A keytab: Kerberos logons beside NTLM (netsession.server.kerberos); None: NTLM only.
     keytab: str | None = None
 
@@ -316,6 +318,8 @@ class NetsessionServer:
         budget = self._unread.get(key)
         if budget is None:
             budget = self._unread[key] = UnreadBudget(self.options.max_unread_per_account)
+        if budget.pipes >= self.options.max_opens_per_account:
+            raise OutOfResources(f"{budget.pipes} pipes open for {session.identity.user}")
 
         def closed() -> None:
             budget.pipes -= 1

@@ -44,7 +44,7 @@ from .messages import (
     WriteResponse,
 )
 from .payloads import FileStandardInformation
-from .state import Backend, Chain, Open, PipeBusy, ServerConfig, Session, TreeConnect
+from .state import Backend, Chain, Open, OutOfResources, PipeBusy, ServerConfig, Session, TreeConnect
 
 IPC_SHARE = "IPC$"
 STATUS_NOT_FOUND = 0xC0000225  # MS-ERREF 2.3.1: what a server without DFS answers a referral request
@@ -156,7 +156,10 @@ class IpcShare:
             return None, NtStatus.STATUS_OBJECT_NAME_NOT_FOUND
         if session.num_opens >= self.config.max_opens_per_session:
             return None, NtStatus.STATUS_INSUFFICIENT_RESOURCES
-        pipe = self.backend.open_pipe(session, name)
+        try:
+            pipe = self.backend.open_pipe(session, name)
+        except OutOfResources:
+            return None, NtStatus.STATUS_INSUFFICIENT_RESOURCES
         if pipe is None:
             return None, NtStatus.STATUS_OBJECT_NAME_NOT_FOUND
         file_id = FileId(self._next_file_id, self._next_file_id)

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from .connection import ServerConnection
 
 
+class OutOfResources(Exception):
+    """The backend refuses a new open because its caller holds too many already: the SMB layer answers
+    STATUS_INSUFFICIENT_RESOURCES (MS-SMB2 §3.3.5.9: "if the allocation fails")."""
+
+
 class PipeBusy(Exception):
     """A pipe refuses a write while too much of its output is still unread: the SMB layer answers
     STATUS_PIPE_BUSY, and what the pipe holds stays bounded whatever the client does."""
