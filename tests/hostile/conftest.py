@@ -10,26 +10,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from hostile_helpers import CountingStore
 from smb2_client import PASSWORDS
 
 from netsession.groups import ADMINISTRATORS, USERS
 from netsession.server.accounts import AccountStore, nt_hash
-
-
-class CountingStore:
-    """An AccountStore that counts lookups: one per password checked (the NTLM AUTHENTICATE leg)."""
-
-    def __init__(self, store: AccountStore) -> None:
-        self.store = store
-        self.lookups = 0
-
-    def get(self, name: str):  # type: ignore[no-untyped-def]
-        self.lookups += 1
-        return self.store.get(name)
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return getattr(self.store, name)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CountingStore
+from hostile_helpers import CountingStore
 
 from netsession.server.app import NetsessionServer, ServerOptions
 from netsession.server.listener import _AcceptErrors, serve

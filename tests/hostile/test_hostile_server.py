@@ -9,7 +9,7 @@ import tracemalloc
 
 import pytest
 import spnego
-from conftest import CountingStore
+from hostile_helpers import CountingStore
 from smb2_client import PASSWORDS, ClientSession, Smb2TestClient
 
 from netsession.server.app import NetsessionServer, ServerOptions
