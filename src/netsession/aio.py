@@ -66,7 +66,18 @@ from netsession.client.transport import DEFAULT_TIMEOUT
 from netsession.errors import ERROR_INVALID_PARAMETER, NERR_Success, NetApiError
 from netsession.lmshare import SessionEnumResult, check_getinfo_arguments
 from netsession.paths import local_srvsvc_socket
-from netsession.records import MAX_PREFERRED_LENGTH, SessionInfo, to_pywin32
+from netsession.records import MAX_PREFERRED_LENGTH, SessionInfo, file_to_pywin32, to_pywin32
+from netsession.wire.srvsvc import (
+    NetrConnectionEnumRequest,
+    NetrConnectionEnumResponse,
+    NetrFileCloseRequest,
+    NetrFileCloseResponse,
+    NetrFileEnumRequest,
+    NetrFileEnumResponse,
+    NetrFileGetInfoRequest,
+    NetrFileGetInfoResponse,
+    Opnum,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -75,6 +86,10 @@ __all__ = [
     "DeadlineExpired",
     "LogonError",
     "NetApiError",
+    "NetConnectionEnum",
+    "NetFileClose",
+    "NetFileEnum",
+    "NetFileGetInfo",
     "NetSessionDel",
     "NetSessionEnum",
     "NetSessionGetInfo",
@@ -152,6 +167,73 @@ class Server:
         status = (await self.client.session_del(unc, username or None)).status
         if status != NERR_Success:
             raise NetApiError(status, "NetSessionDel")
+
+    # -- the session's neighbours: open files and connections (lmshare's shapes) ----------------------
+
+    async def file_enum(
+        self,
+        level: int = 3,
+        basepath: str | None = None,
+        username: str | None = None,
+        prefmaxlen: int = MAX_PREFERRED_LENGTH,
+        resume_handle: int | None = 0,
+    ) -> lmshare.ListEnumResult:
+        """One NetrFileEnum page (MS-SRVS §3.1.4.2)."""
+        request = NetrFileEnumRequest(
+            self.client.server_name, basepath or None, username or None, level, prefmaxlen, resume_handle
+        )
+        r = await self.client.invoke(Opnum.NetrFileEnum, request, NetrFileEnumResponse.decode)
+        return lmshare.list_result(r, "NetFileEnum")
+
+    async def files(
+        self, level: int = 3, basepath: str | None = None, username: str | None = None
+    ) -> list[Any]:
+        """Every open at ``level`` (paging through ERROR_MORE_DATA)."""
+        records: list[Any] = []
+        resume: int | None = 0
+        seen: set[int] = set()
+        while resume is not None:
+            page = await self.file_enum(level, basepath, username, MAX_PREFERRED_LENGTH, resume)
+            records.extend(page.records)
+            if not page.more_data or not page.records or page.resume_handle in seen:
+                break
+            resume = page.resume_handle
+            if resume is not None:
+                seen.add(resume)
+        return records
+
+    async def file_get_info(self, fileid: int, level: int = 3) -> Any:
+        """NetrFileGetInfo (MS-SRVS §3.1.4.3): the FILE_INFO_2 / FILE_INFO_3 record."""
+        request = NetrFileGetInfoRequest(self.client.server_name, fileid, level)
+        r = await self.client.invoke(
+            Opnum.NetrFileGetInfo, request, lambda stub: NetrFileGetInfoResponse.decode(stub, level)
+        )
+        if r.status != NERR_Success or r.info is None:
+            raise NetApiError(r.status or ERROR_INVALID_PARAMETER, "NetFileGetInfo")
+        return r.info
+
+    async def file_close(self, fileid: int) -> None:
+        """NetrFileClose (MS-SRVS §3.1.4.4)."""
+        request = NetrFileCloseRequest(self.client.server_name, fileid)
+        r = await self.client.invoke(Opnum.NetrFileClose, request, NetrFileCloseResponse.decode)
+        if r.status != NERR_Success:
+            raise NetApiError(r.status, "NetFileClose")
+
+    async def connection_enum(
+        self,
+        qualifier: str,
+        level: int = 1,
+        prefmaxlen: int = MAX_PREFERRED_LENGTH,
+        resume_handle: int | None = 0,
+    ) -> lmshare.ListEnumResult:
+        """One NetrConnectionEnum page (MS-SRVS §3.1.4.1): a share or ``\\\\computer``."""
+        if not qualifier:
+            raise NetApiError(ERROR_INVALID_PARAMETER, "NetConnectionEnum")
+        request = NetrConnectionEnumRequest(
+            self.client.server_name, qualifier, level, prefmaxlen, resume_handle
+        )
+        r = await self.client.invoke(Opnum.NetrConnectionEnum, request, NetrConnectionEnumResponse.decode)
+        return lmshare.list_result(r, "NetConnectionEnum")
 
     async def call(self, opnum: int, stub: bytes) -> bytes:
         """Any srvsvc opnum with a ready-made stub; the response stub."""
@@ -285,3 +367,55 @@ async def NetSessionDel(
         await srv.session_del(client, username)
 
     await _run(server, "NetSessionDel", call)
+
+
+async def NetFileEnum(
+    level: int, server: str | None = None, basepath: str | None = None, username: str | None = None
+) -> list[dict[str, Any]]:
+    """Every open file and pipe on ``server`` as pywin32 dicts (like win32net.NetFileEnum)."""
+
+    async def call(srv: Server) -> list[dict[str, Any]]:
+        return [file_to_pywin32(r) for r in await srv.files(level, basepath, username)]
+
+    result: list[dict[str, Any]] = await _run(server, "NetFileEnum", call)
+    return result
+
+
+async def NetFileGetInfo(level: int, server: str | None, fileid: int) -> dict[str, Any]:
+    """The open ``fileid`` at level 2 or 3, as a pywin32 dict."""
+
+    async def call(srv: Server) -> dict[str, Any]:
+        return file_to_pywin32(await srv.file_get_info(fileid, level))
+
+    result: dict[str, Any] = await _run(server, "NetFileGetInfo", call)
+    return result
+
+
+async def NetFileClose(server: str | None, fileid: int) -> None:
+    """Force the open ``fileid`` closed."""
+
+    async def call(srv: Server) -> None:
+        await srv.file_close(fileid)
+
+    await _run(server, "NetFileClose", call)
+
+
+async def NetConnectionEnum(server: str | None, qualifier: str, level: int = 1) -> list[Any]:
+    """Every tree connect to the share ``qualifier`` or from ``\\\\qualifier`` (CONNECTION_INFO_x)."""
+
+    async def call(srv: Server) -> list[Any]:
+        records: list[Any] = []
+        resume: int | None = 0
+        seen: set[int] = set()
+        while resume is not None:
+            page = await srv.connection_enum(qualifier, level, MAX_PREFERRED_LENGTH, resume)
+            records.extend(page.records)
+            if not page.more_data or not page.records or page.resume_handle in seen:
+                break
+            resume = page.resume_handle
+            if resume is not None:
+                seen.add(resume)
+        return records
+
+    result: list[Any] = await _run(server, "NetConnectionEnum", call)
+    return result

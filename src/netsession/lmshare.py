@@ -273,7 +273,8 @@ class ListEnumResult(NamedTuple):
     more_data: bool
 
 
-def _list_result(r: Any, funcname: str) -> ListEnumResult:
+def list_result(r: Any, funcname: str) -> ListEnumResult:
+    """The out-parameters of one NetrFileEnum / NetrConnectionEnum answer (shared with netsession.aio)."""
     if r.status not in (NERR_Success, ERROR_MORE_DATA):
         raise NetApiError(r.status, funcname)
     records = list(r.entries)
@@ -305,7 +306,7 @@ def NetFileEnum(
 
     def call(c: SrvsvcClient) -> ListEnumResult:
         r = c.file_enum(level, basepath or None, username or None, prefmaxlen, resume_handle)
-        return _list_result(r, funcname)
+        return list_result(r, funcname)
 
     return current_pool().run(servername, call, funcname=funcname, idempotent=True)
 
@@ -360,6 +361,6 @@ def NetConnectionEnum(
 
     def call(c: SrvsvcClient) -> ListEnumResult:
         r = c.connection_enum(qualifier, level, prefmaxlen, resume_handle)
-        return _list_result(r, funcname)
+        return list_result(r, funcname)
 
     return current_pool().run(servername, call, funcname=funcname, idempotent=True)

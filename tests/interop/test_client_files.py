@@ -173,3 +173,27 @@ def test_command_connections(ours: NetsessionServerProcess, capsys: pytest.Captu
     assert _cli(ours, "connections") == 0  # SERVER, then the default qualifier IPC$
     out = capsys.readouterr().out
     assert "alice" in out and "Net name" in out
+
+
+def test_aio_counterparts(ours: NetsessionServerProcess, alice_pipe: Open) -> None:
+    import asyncio
+
+    from netsession import aio
+
+    as_account(ours, ADMIN)
+
+    async def run() -> None:
+        files = await aio.NetFileEnum(3, HOST)
+        assert sorted(f["user_name"] for f in files) == ["admin", "alice"]
+        (alice,) = await aio.NetFileEnum(3, HOST, "\\PIPE", "alice")
+        assert await aio.NetFileGetInfo(2, HOST, alice["id"]) == {"id": alice["id"]}
+        trees = await aio.NetConnectionEnum(HOST, "IPC$", 1)
+        assert sorted(t.coni1_username for t in trees) == ["admin", "alice"]
+        await aio.NetFileClose(HOST, alice["id"])
+        with pytest.raises(NetApiError) as e:
+            await aio.NetFileClose(HOST, alice["id"])
+        assert e.value.winerror == NERR_FileIdNotFound
+
+    asyncio.run(run())
+    with pytest.raises(SMBResponseException):
+        alice_pipe.write(b"\x05\x00", 0)
