@@ -35,33 +35,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from .client_state import (
+    ALL_CIPHERS,
+    ALL_DIALECTS,
+    ALL_SIGNING_ALGORITHMS,
+    ClientConfig,
+    ClientSession,
+    EncryptionUnavailable,
+    LocalProtocolError,
+    Negotiation,
+    RemoteProtocolError,
+    Reply,
+    negotiate_request,
+    negotiated,
+)
 from .codec import Smb2DecodeError
 from .compound import split_compound
-from .constants import (
-    Cipher,
-    Command,
-    Dialect,
-    GlobalCapabilities,
-    HashAlgorithm,
-    NtStatus,
-    SecurityMode,
-    SessionFlags,
-    ShareFlags,
-    SigningAlgorithm,
-)
-from .crypto import (
-    INITIAL_PREAUTH_HASH,
-    SessionKeys,
-    Smb2IntegrityError,
-    decrypt_message,
-    derive_session_keys,
-    encrypt_message,
-    nonce_size,
-    preauth_hash,
-    sign_message,
-    signing_algorithm_for,
-    verify_signature,
-)
+from .constants import Cipher, Command, Dialect, NtStatus, SecurityMode, ShareFlags, SigningAlgorithm
+from .crypto import Smb2IntegrityError, nonce_size
 from .header import Smb2Header, TransformHeader
 from .messages import (
     IoctlRequest,
@@ -69,39 +60,15 @@ from .messages import (
     ReadRequest,
     ReadResponse,
     Request,
-    Response,
     SessionSetupRequest,
-    SessionSetupResponse,
     TreeConnectResponse,
     WriteRequest,
     decode_response_body,
     encode_message,
 )
-from .negotiate import (
-    EncryptionCapabilities,
-    NegotiateContext,
-    NegotiateRequest,
-    NegotiateResponse,
-    NetnameNegotiateContextId,
-    PreauthIntegrityCapabilities,
-    SigningCapabilities,
-)
+from .negotiate import NegotiateResponse
 from .transport import DirectTcpDeframer, frame
 
-ALL_DIALECTS: Final = (
-    Dialect.SMB_2_0_2,
-    Dialect.SMB_2_1,
-    Dialect.SMB_3_0,
-    Dialect.SMB_3_0_2,
-    Dialect.SMB_3_1_1,
-)
-# Most preferred first, as Windows 11 orders them (MS-SMB2 §3.2.4.2.2.2).
-ALL_CIPHERS: Final = (Cipher.AES_128_GCM, Cipher.AES_128_CCM, Cipher.AES_256_GCM, Cipher.AES_256_CCM)
-ALL_SIGNING_ALGORITHMS: Final = (
-    SigningAlgorithm.AES_GMAC,
-    SigningAlgorithm.AES_CMAC,
-    SigningAlgorithm.HMAC_SHA256,
-)
 # MS-SMB2 §3.1.5.2: one credit pays for 64 KiB of payload.
 CREDIT_PAYLOAD: Final = 0x10000
 # What may arrive beside the payload a request asked for: the SMB2 header, the response's fixed part,
@@ -118,60 +85,6 @@ COMPRESSION_PROTOCOL_ID: Final = b"\xfcSMB"
 _NEVER_SIGNED: Final = frozenset((Command.NEGOTIATE,))
 
 
-class RemoteProtocolError(Smb2DecodeError):
-    """The server broke MS-SMB2 §3.2.5 (an answer to nothing, a refused negotiation, an unsigned response
-    where a signature is due...). The connection must be dropped (§3.2.7.1)."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-
-
-class LocalProtocolError(Exception):
-    """The caller asked for something the connection's state does not allow."""
-
-
-class EncryptionUnavailable(LocalProtocolError):
-    """Encryption is required but the server offers none (no SMB 3.x, or no common cipher)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClientConfig:
-    """What the client offers and insists on (MS-SMB2 §3.2.1.1 global settings).
-
-    ``signing_required`` is RequireMessageSigning: every response on an authenticated (not guest, not
-    anonymous) session must be signed or sealed. ``encryption_required`` seals every request after the
-    logon and fails if the server cannot. ``allow_guest`` is AllowInsecureGuestAccess.
-    """
-
-    dialects: tuple[int, ...] = ALL_DIALECTS
-    signing_required: bool = True
-    encryption_required: bool = False
-    ciphers: tuple[int, ...] = ALL_CIPHERS
-    signing_algorithms: tuple[int, ...] = ALL_SIGNING_ALGORITHMS
-    client_guid: uuid.UUID | None = None
-    server_name: str = ""
-    allow_guest: bool = False
-    credits: int = 64  # how many credits to keep asking for
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A response to the request ``message_id`` (the final one: interim responses are absorbed).
-
-    ``raw`` is the SMB2 message as received (after decryption); ``encrypted`` whether it came sealed.
-    """
-
-    message_id: int
-    header: Smb2Header
-    body: Response
-    raw: bytes
-    encrypted: bool
-
-    @property
-    def status(self) -> int:
-        return self.header.status
-
-
 @dataclass(slots=True)
 class _Outstanding:
     """Connection.OutstandingRequests entry (§3.2.1.7)."""
@@ -182,21 +95,6 @@ class _Outstanding:
     limit: int  # the most payload the response may carry
     sealed: bool
     async_id: int | None = None
-
-
-@dataclass(slots=True)
-class ClientSession:
-    """The client's Session (§3.2.1.3): one per connection here."""
-
-    session_id: int = 0
-    preauth_hash: bytes = INITIAL_PREAUTH_HASH
-    keys: SessionKeys | None = None
-    signing_required: bool = False
-    encrypt_data: bool = False
-    is_guest: bool = False
-    is_anonymous: bool = False
-    established: bool = False
-    hash_before_final: bytes | None = None  # Session.PreauthIntegrityHashValue after the last request
 
 
 @dataclass(slots=True)
@@ -222,16 +120,7 @@ class ClientConnection:
         self._random = random
         self.client_guid = self.config.client_guid or uuid.UUID(bytes=random(16))
         # Negotiated state (§3.2.1.2 Connection).
-        self.dialect: int | None = None
-        self.negotiate_response: NegotiateResponse | None = None
-        self.server_signing_required = False
-        self.cipher: int = Cipher.NONE
-        self.signing_algorithm: int = SigningAlgorithm.HMAC_SHA256
-        self.max_read_size = CREDIT_PAYLOAD
-        self.max_write_size = CREDIT_PAYLOAD
-        self.max_transact_size = CREDIT_PAYLOAD
-        self.supports_multi_credit = False
-        self._preauth = INITIAL_PREAUTH_HASH
+        self.negotiation: Negotiation | None = None
         self.session = ClientSession()
         self.trees: dict[int, _Tree] = {}
         # Sequence window (§3.2.4.1.6): ids are handed out in order; credits say how far we may send.
@@ -246,6 +135,41 @@ class ClientConnection:
         self.closed = False
 
     # -- what is going on ------------------------------------------------------------------------------
+
+    @property
+    def dialect(self) -> int | None:
+        return self.negotiation.dialect if self.negotiation else None
+
+    @property
+    def negotiate_response(self) -> NegotiateResponse | None:
+        return self.negotiation.response if self.negotiation else None
+
+    @property
+    def cipher(self) -> int:
+        """The cipher requests are sealed with: the session's once it is established."""
+        if self.session.established:
+            return self.session.cipher
+        return self.negotiation.cipher if self.negotiation else Cipher.NONE
+
+    @property
+    def signing_algorithm(self) -> int:
+        return self.negotiation.signing_algorithm if self.negotiation else SigningAlgorithm.HMAC_SHA256
+
+    @property
+    def supports_multi_credit(self) -> bool:
+        return self.negotiation is not None and self.negotiation.supports_multi_credit
+
+    @property
+    def max_read_size(self) -> int:
+        return self.negotiation.response.max_read_size if self.negotiation else CREDIT_PAYLOAD
+
+    @property
+    def max_write_size(self) -> int:
+        return self.negotiation.response.max_write_size if self.negotiation else CREDIT_PAYLOAD
+
+    @property
+    def max_transact_size(self) -> int:
+        return self.negotiation.response.max_transact_size if self.negotiation else CREDIT_PAYLOAD
 
     @property
     def credits(self) -> int:
@@ -269,21 +193,7 @@ class ClientConnection:
         """Queue the NEGOTIATE request (§3.2.4.2.2.2); returns its message id."""
         if self.dialect is not None or self._next_message_id:
             raise LocalProtocolError("NEGOTIATE is the first request of a connection, and only once")
-        cfg = self.config
-        mode = SecurityMode.SIGNING_ENABLED | (SecurityMode.SIGNING_REQUIRED if cfg.signing_required else 0)
-        capabilities = GlobalCapabilities.LARGE_MTU
-        if any(d >= Dialect.SMB_3_0 for d in cfg.dialects) and cfg.ciphers:
-            capabilities |= GlobalCapabilities.ENCRYPTION
-        contexts: list[NegotiateContext] = []
-        if Dialect.SMB_3_1_1 in cfg.dialects:
-            contexts.append(PreauthIntegrityCapabilities((HashAlgorithm.SHA_512,), self._random(32)))
-            if cfg.ciphers:
-                contexts.append(EncryptionCapabilities(tuple(cfg.ciphers)))
-            if cfg.signing_algorithms:
-                contexts.append(SigningCapabilities(tuple(cfg.signing_algorithms)))
-            if cfg.server_name:
-                contexts.append(NetnameNegotiateContextId(cfg.server_name))
-        body = NegotiateRequest(tuple(cfg.dialects), mode, capabilities, self.client_guid, tuple(contexts))
+        body = negotiate_request(self.config, self.client_guid, self._random)
         return self._submit(body, charge=1, session_id=0, tree_id=0, limit=SMALL_RESPONSE)
 
     def session_setup(self, token: bytes) -> int:
@@ -292,8 +202,7 @@ class ClientConnection:
             raise LocalProtocolError("SESSION_SETUP before NEGOTIATE")
         if self.session.established:
             raise LocalProtocolError("this connection's session is already established")
-        cfg = self.config
-        mode = SecurityMode.SIGNING_REQUIRED if cfg.signing_required else SecurityMode.SIGNING_ENABLED
+        mode = SecurityMode.SIGNING_REQUIRED if self.config.signing_required else SecurityMode.SIGNING_ENABLED
         body = SessionSetupRequest(token, security_mode=mode)
         return self._submit(
             body, charge=1, session_id=self.session.session_id, tree_id=0, limit=SMALL_RESPONSE
@@ -341,9 +250,7 @@ class ClientConnection:
                 return frame(self._seal(raw))
             if self._signs(command):
                 message = bytearray(raw)
-                keys = self.session.keys
-                assert keys is not None
-                sign_message(message, keys.signing_key, self.signing_algorithm)
+                self.session.sign(message)
                 raw = bytes(message)
             self._outstanding[message_id] = _Outstanding(command, raw, session_id, limit, False)
             return frame(raw)
@@ -374,17 +281,11 @@ class ClientConnection:
         return s.established and s.keys is not None and s.signing_required and command not in _NEVER_SIGNED
 
     def _seal(self, raw: bytes) -> bytes:
-        keys = self.session.keys
-        assert keys is not None and keys.decryption_key is not None
-        cipher = self.cipher
         self._nonce_counter += 1
-        n = nonce_size(cipher)
+        n = nonce_size(self.session.cipher)
         # A nonce never repeats under one key: a per-connection prefix and a counter (§3.1.4.3).
         nonce = (self._nonce_prefix + self._nonce_counter.to_bytes(8, "little"))[:n]
-        # The server's DecryptionKey (client-to-server) is what the client encrypts with.
-        return encrypt_message(
-            raw, keys.decryption_key, cipher=cipher, session_id=self.session.session_id, nonce=nonce
-        )
+        return self.session.seal(raw, nonce)
 
     # -- the session -----------------------------------------------------------------------------------
 
@@ -392,67 +293,31 @@ class ClientConnection:
         self, response: Reply, gss_session_key: bytes, *, anonymous: bool = False
     ) -> None:
         """Finish the logon after the GSS exchange accepted the final SESSION_SETUP response (§3.2.5.3.1):
-        derive the keys, apply the session flags, and verify the response's signature with the new key."""
-        s = self.session
-        dialect = self.dialect
-        if dialect is None or s.established:
+        derive the keys, apply the session flags, and verify the response's signature with the new key
+        (:meth:`ClientSession.establish`). A refusal closes the connection."""
+        negotiation = self.negotiation
+        if negotiation is None or self.session.established:
             raise LocalProtocolError("no logon in progress")
-        if response.header.command != Command.SESSION_SETUP or response.status != NtStatus.STATUS_SUCCESS:
+        if response.header.command != Command.SESSION_SETUP:
             raise LocalProtocolError("the logon ends with a successful SESSION_SETUP response")
-        body = response.body
-        assert isinstance(body, SessionSetupResponse)
-        flags = body.session_flags
-        s.session_id = response.header.session_id
-        s.is_guest = bool(flags & SessionFlags.IS_GUEST)
-        s.is_anonymous = anonymous or bool(flags & SessionFlags.IS_NULL)
-        if s.is_guest and not self.config.allow_guest:
-            # §3.2.5.3.1: AllowInsecureGuestAccess FALSE and RequireMessageSigning TRUE -> terminate.
-            self.closed = True
-            raise RemoteProtocolError("the server logged us on as guest, and guest access is not allowed")
-        unauthenticated = s.is_guest or s.is_anonymous
-        cipher = (
-            self.cipher
-            if dialect == Dialect.SMB_3_1_1
-            else (Cipher.AES_128_CCM if self._server_encrypts() else Cipher.NONE)
-        )
-        if dialect == Dialect.SMB_3_1_1 and s.hash_before_final is None:
-            raise LocalProtocolError("no final SESSION_SETUP request was hashed")
-        if not unauthenticated or gss_session_key:
-            s.keys = derive_session_keys(
-                dialect,
-                gss_session_key or bytes(16),
-                preauth_hash=s.hash_before_final if dialect == Dialect.SMB_3_1_1 else None,
-                cipher=cipher,
+        cfg = self.config
+        try:
+            self.session.establish(
+                negotiation,
+                response,
+                gss_session_key,
+                anonymous=anonymous,
+                allow_guest=cfg.allow_guest,
+                signing_required=cfg.signing_required,
+                encryption_required=cfg.encryption_required,
             )
-        s.signing_required = not unauthenticated and (
-            self.config.signing_required or self.server_signing_required
-        )
-        if dialect >= Dialect.SMB_3_0 and flags & SessionFlags.ENCRYPT_DATA:
-            s.encrypt_data = True
-            s.signing_required = False
-        if self.config.encryption_required and not unauthenticated:
-            s.encrypt_data = True
-        if s.encrypt_data and (cipher == Cipher.NONE or s.keys is None or s.keys.decryption_key is None):
+        except (Smb2DecodeError, EncryptionUnavailable):
             self.closed = True
-            raise EncryptionUnavailable(f"the server offers no SMB 3 encryption (dialect 0x{dialect:04X})")
-        if self.cipher == Cipher.NONE and cipher != Cipher.NONE:
-            self.cipher = cipher
-        # The final response: signed with the new key (3.1.1 MUST, §3.2.5.3.1; otherwise when signing).
-        signed = response.header.is_signed
-        if not unauthenticated:
-            assert s.keys is not None
-            if signed:
-                if not verify_signature(response.raw, s.keys.signing_key, self.signing_algorithm):
-                    self.closed = True
-                    raise Smb2IntegrityError("the final SESSION_SETUP response has a bad signature", 48)
-            elif not response.encrypted and (dialect == Dialect.SMB_3_1_1 or s.signing_required):
-                self.closed = True
-                raise RemoteProtocolError("the final SESSION_SETUP response is not signed")
-        s.established = True
+            raise
 
+    @property
     def _server_encrypts(self) -> bool:
-        resp = self.negotiate_response
-        return resp is not None and bool(resp.capabilities & GlobalCapabilities.ENCRYPTION)
+        return self.negotiation is not None and self.negotiation.server_encrypts
 
     # -- responses -------------------------------------------------------------------------------------
 
@@ -501,8 +366,7 @@ class ClientConnection:
         transform = TransformHeader.decode(message)
         if s.keys is None or s.keys.encryption_key is None or transform.session_id != s.session_id:
             raise RemoteProtocolError("an encrypted message for no session of ours (§3.2.5.1.1.1)")
-        _, plain = decrypt_message(message, s.keys.encryption_key, cipher=self.cipher)
-        return plain
+        return s.unseal(message)
 
     def _part(self, raw: bytes, encrypted: bool, events: list[Reply]) -> None:
         header = Smb2Header.decode(raw)
@@ -540,7 +404,7 @@ class ClientConnection:
         if not s.established or s.keys is None:
             return  # SESSION_SETUP legs: the final one is checked by session_established
         if header.is_signed:
-            if not verify_signature(raw, s.keys.signing_key, self.signing_algorithm):
+            if not s.signature_valid(raw):
                 raise Smb2IntegrityError(f"bad signature on the {Command(sent.command).name} response", 48)
         elif s.signing_required:
             raise RemoteProtocolError(f"the {Command(sent.command).name} response is not signed")
@@ -564,20 +428,8 @@ class ClientConnection:
                     raise RemoteProtocolError("NEGOTIATE succeeded without a NEGOTIATE response body")
                 self._negotiated(body, sent.raw, raw)
         elif sent.command == Command.SESSION_SETUP:
-            s = self.session
-            if status in (NtStatus.STATUS_SUCCESS, NtStatus.STATUS_MORE_PROCESSING_REQUIRED):
-                if s.session_id and header.session_id != s.session_id:
-                    raise RemoteProtocolError("SESSION_SETUP answered for another SessionId")
-                s.session_id = header.session_id
-                if self.dialect == Dialect.SMB_3_1_1:
-                    # §3.2.5.3.1: the request always; the response only when more processing follows.
-                    s.preauth_hash = preauth_hash(s.preauth_hash, sent.raw)
-                    if status == NtStatus.STATUS_MORE_PROCESSING_REQUIRED:
-                        s.preauth_hash = preauth_hash(s.preauth_hash, raw)
-                    else:
-                        s.hash_before_final = s.preauth_hash
-                else:
-                    s.hash_before_final = b""
+            assert self.dialect is not None
+            self.session.answered(self.dialect, sent.raw, header, raw)
         elif sent.command == Command.TREE_CONNECT and status == NtStatus.STATUS_SUCCESS:
             if isinstance(body, TreeConnectResponse):
                 encrypt = (
@@ -585,10 +437,10 @@ class ClientConnection:
                     and self.dialect >= Dialect.SMB_3_0
                     and bool(body.share_flags & ShareFlags.ENCRYPT_DATA)
                 )
-                if encrypt and self.cipher == Cipher.NONE and not self._server_encrypts():
+                if encrypt and self.cipher == Cipher.NONE and not self._server_encrypts:
                     raise RemoteProtocolError("the share demands encryption, and no cipher was negotiated")
                 if encrypt and self.cipher == Cipher.NONE:
-                    self.cipher = Cipher.AES_128_CCM
+                    self.session.cipher = Cipher.AES_128_CCM
                 self.trees[header.tree_id] = _Tree(body.share_type, encrypt)
         elif sent.command == Command.TREE_DISCONNECT and status == NtStatus.STATUS_SUCCESS:
             self.trees.pop(header.tree_id, None)
@@ -596,45 +448,9 @@ class ClientConnection:
             self.closed = True  # one session per connection: nothing more to say on it
 
     def _negotiated(self, resp: NegotiateResponse, request: bytes, raw: bytes) -> None:
-        """§3.2.5.2: check the server's choices against our offer and record them."""
-        cfg = self.config
-        dialect = resp.dialect_revision
-        if dialect not in cfg.dialects:
-            raise RemoteProtocolError(f"the server chose dialect 0x{dialect:04X}, which was not offered")
-        self.dialect = dialect
-        self.negotiate_response = resp
-        self.server_signing_required = bool(resp.security_mode & SecurityMode.SIGNING_REQUIRED)
-        self.supports_multi_credit = dialect != Dialect.SMB_2_0_2 and bool(
-            resp.capabilities & GlobalCapabilities.LARGE_MTU
-        )
-        self.max_read_size = resp.max_read_size
-        self.max_write_size = resp.max_write_size
-        self.max_transact_size = resp.max_transact_size
-        self.signing_algorithm = signing_algorithm_for(dialect)
-        if dialect == Dialect.SMB_3_1_1:
-            preauth = [c for c in resp.negotiate_contexts if isinstance(c, PreauthIntegrityCapabilities)]
-            if len(preauth) != 1 or preauth[0].hash_algorithms != (HashAlgorithm.SHA_512,):
-                raise RemoteProtocolError(
-                    "a 3.1.1 NEGOTIATE response without exactly one SHA-512 preauth context"
-                )
-            for ctx in resp.negotiate_contexts:
-                if isinstance(ctx, EncryptionCapabilities):
-                    if len(ctx.ciphers) != 1 or (ctx.ciphers[0] and ctx.ciphers[0] not in cfg.ciphers):
-                        raise RemoteProtocolError(
-                            f"the server chose cipher(s) {ctx.ciphers}, not one we offered"
-                        )
-                    self.cipher = ctx.ciphers[0]
-                elif isinstance(ctx, SigningCapabilities):
-                    alg = ctx.signing_algorithms
-                    if len(alg) != 1 or alg[0] not in cfg.signing_algorithms:
-                        raise RemoteProtocolError(
-                            f"the server chose signing algorithm(s) {alg}, not one we offered"
-                        )
-                    self.signing_algorithm = signing_algorithm_for(dialect, alg[0])
-            self._preauth = preauth_hash(preauth_hash(INITIAL_PREAUTH_HASH, request), raw)
-            self.session.preauth_hash = self._preauth
-        elif dialect >= Dialect.SMB_3_0 and resp.capabilities & GlobalCapabilities.ENCRYPTION:
-            self.cipher = Cipher.AES_128_CCM
+        """§3.2.5.2: check the server's choices against our offer (:func:`negotiated`) and record them."""
+        self.negotiation = negotiated(self.config, resp, request, raw)
+        self.session = ClientSession.starting(self.negotiation)
 
 
 def _payload_sizes(body: Request) -> tuple[int, int]:
