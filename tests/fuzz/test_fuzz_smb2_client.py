@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
-from smb2_client import SERVER_GUID, make_server
+from smb2_harness import SERVER_GUID, make_server
 
 from netsession.client.fragments import FragmentTracker
 from netsession.server.accounts import nt_hash

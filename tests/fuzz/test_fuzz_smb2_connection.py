@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
 
-from smb2_client import RecordingBackend, Smb2TestClient, make_server, ready
+from smb2_harness import RecordingBackend, Smb2Harness, make_server, ready
 
 from netsession.wire.smb2.compound import build_compound
 from netsession.wire.smb2.connection import ServerConfig, ServerConnection
@@ -40,7 +40,7 @@ OUTPUT_SLACK = 4096
 # -- recorded conversations ------------------------------------------------------------------------------
 
 
-class Recorder(Smb2TestClient):
+class Recorder(Smb2Harness):
     """The test client, keeping every transport message it sends (before framing)."""
 
     def __init__(self, server: ServerConnection) -> None:
@@ -79,7 +79,7 @@ def _conversation(dialect: int, config: ServerConfig | None, *, sign: bool) -> l
         client.build(CloseRequest(FILE_ID_ANY), message_id=ids[2], flags=related, sign=False, session=session,
                      tree=tree),
     ]
-    signer = (lambda part: client.sign(part, session)) if sign else None
+    signer = (lambda part: session.sign(part)) if sign else None
     client.feed(frame(build_compound(chain, signer=signer)))
     client.request(EchoRequest(), **kw)
     client.request(CloseRequest(fid), **kw)

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hostile_helpers import CountingStore
-from smb2_client import PASSWORDS
+from smb2_harness import PASSWORDS
 
 from netsession.groups import ADMINISTRATORS, USERS
 from netsession.server.accounts import AccountStore, nt_hash

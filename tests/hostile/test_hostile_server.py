@@ -10,7 +10,7 @@ import tracemalloc
 import pytest
 import spnego
 from hostile_helpers import CountingStore
-from smb2_client import PASSWORDS, ClientSession, Smb2TestClient
+from smb2_harness import PASSWORDS, ClientSession, Smb2Harness
 
 from netsession.server.app import NetsessionServer, ServerOptions
 from netsession.server.pipes import SRVSVC_SYNTAX
@@ -39,8 +39,8 @@ def make_server(accounts: CountingStore, **options: object) -> NetsessionServer:
 
 def client_of(
     server: NetsessionServer, address: str = "10.0.0.5", dialect: int = Dialect.SMB_3_1_1
-) -> Smb2TestClient:
-    return Smb2TestClient.connected((dialect,), server=server.new_connection(address))
+) -> Smb2Harness:
+    return Smb2Harness.connected((dialect,), server=server.new_connection(address))
 
 
 # -- row 2: unauthenticated connections holding partial frames --------------------------------------------
@@ -90,7 +90,7 @@ def test_session_setups_with_session_id_zero_keep_a_few_contexts_only(accounts: 
 # -- rows 4 and 5: a plain user's opens, trees and unread replies -----------------------------------------
 
 
-def _plain_user(server: NetsessionServer) -> tuple[Smb2TestClient, ClientSession]:
+def _plain_user(server: NetsessionServer) -> tuple[Smb2Harness, ClientSession]:
     client = client_of(server)
     return client, client.logon("alice")
 
@@ -115,7 +115,7 @@ def test_opens_and_trees_per_session_are_bounded(accounts: CountingStore) -> Non
     assert trees.count(NtStatus.STATUS_INSUFFICIENT_RESOURCES) == 51  # the first tree was there already
 
 
-def _bind(client: Smb2TestClient, session: ClientSession, tree: int, fid: FileId) -> int:
+def _bind(client: Smb2Harness, session: ClientSession, tree: int, fid: FileId) -> int:
     rpc = ClientAssociation()
     rpc.bind(SRVSVC_SYNTAX)
     bind = b"".join(rpc.data_to_send())
@@ -162,14 +162,14 @@ def _request_pdu(call_id: int, stub: bytes) -> bytes:
 # -- row 8: brute force -------------------------------------------------------------------------------------
 
 
-def _guess(client: Smb2TestClient, password: str) -> int | None:
+def _guess(client: Smb2Harness, password: str) -> int | None:
     """One NTLM logon attempt; its final status, or None if the server is holding it back."""
     ntlm = spnego.client("admin", password, hostname="fs1", protocol="ntlm")
     token = ntlm.step()
     session_id = 0
     while True:
         assert token is not None
-        draft = ClientSession(session_id, None, "admin")
+        draft = ClientSession(session_id)
         message = client.build(SessionSetupRequest(token), session=draft if session_id else None, sign=False)
         replies = client.send(message)
         if not replies:
@@ -245,7 +245,7 @@ def test_churn_leaves_no_row_behind(accounts: CountingStore, seed: int) -> None:
     tree = admin.tree_connect(admin_session)
     fid = admin.open_pipe(admin_session, tree)
     assert _bind(admin, admin_session, tree, fid) == NtStatus.STATUS_SUCCESS
-    live: list[tuple[Smb2TestClient, ClientSession]] = []
+    live: list[tuple[Smb2Harness, ClientSession]] = []
     for step in range(400):
         action = rng.random()
         if action < 0.4 or not live:

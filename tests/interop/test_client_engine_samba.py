@@ -16,8 +16,8 @@ from netsession.client.errors import LogonError
 from netsession.client.smb import SmbPipe
 from netsession.server.accounts import nt_hash
 from netsession.wire.ntlm_initiator import NtlmInitiator
-from netsession.wire.smb2.client import ALL_CIPHERS, ClientConfig
-from netsession.wire.smb2.constants import Dialect, SigningAlgorithm
+from netsession.wire.smb2.client import ALL_CIPHERS, ALL_SIGNING_ALGORITHMS, ClientConfig
+from netsession.wire.smb2.constants import Cipher, Dialect, SigningAlgorithm
 from netsession.wire.srvsvc import SRVSVC_PIPE
 
 pytestmark = pytest.mark.interop
@@ -71,6 +71,46 @@ def test_every_cipher_against_samba(samba: SambaServer, cipher: int) -> None:
 def test_smb30_encryption_against_samba(samba: SambaServer, dialect: int) -> None:
     pipe, _ = run(samba, ClientConfig(dialects=(dialect,), encryption_required=True, server_name=HOST))
     assert pipe.smb.conn.session.encrypt_data
+
+
+# Dialect, 3.1.1 signing algorithm, cipher, sealed: the pairs that exercise each KDF (2.x, 3.0, 3.1.1 with
+# the preauth hash, AES-256 keys from the full session key) beside each signing algorithm.
+PAIRS = [
+    (Dialect.SMB_2_0_2, None, None, False),
+    (Dialect.SMB_3_0, None, None, False),
+    (Dialect.SMB_3_0, None, None, True),
+    (Dialect.SMB_3_0_2, None, None, True),
+    (Dialect.SMB_3_1_1, SigningAlgorithm.AES_GMAC, Cipher.AES_128_CCM, True),
+    (Dialect.SMB_3_1_1, SigningAlgorithm.AES_GMAC, Cipher.AES_128_GCM, True),
+    (Dialect.SMB_3_1_1, SigningAlgorithm.AES_CMAC, Cipher.AES_256_CCM, True),
+    (Dialect.SMB_3_1_1, SigningAlgorithm.HMAC_SHA256, Cipher.AES_256_GCM, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "signing", "cipher", "sealed"), PAIRS,
+    ids=[f"{d:04x}-{getattr(s, 'name', 'default')}-{getattr(c, 'name', 'default')}-{('signed', 'sealed')[e]}"
+         for d, s, c, e in PAIRS],
+)  # fmt: skip
+def test_signing_and_sealing_pairs_against_samba(
+    samba: SambaServer, dialect: int, signing: int | None, cipher: int | None, sealed: bool
+) -> None:
+    config = ClientConfig(
+        dialects=(dialect,),
+        signing_algorithms=(signing,) if signing is not None else ALL_SIGNING_ALGORITHMS,
+        ciphers=(cipher,) if cipher is not None else ALL_CIPHERS,
+        encryption_required=sealed,
+        server_name=HOST,
+    )
+    pipe, n = run(samba, config)
+    conn = pipe.smb.conn
+    # The engine refuses an unsealed answer to a sealed request and an unsigned or wrongly signed answer
+    # on a signing session: a listing back means smbd and we agree on every key and algorithm.
+    assert n >= 1 and conn.dialect == dialect and conn.session.encrypt_data == sealed
+    if signing is not None:
+        assert conn.signing_algorithm == signing
+    if cipher is not None:
+        assert conn.cipher == cipher
 
 
 def test_a_wrong_password_against_samba(samba: SambaServer) -> None:

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from smb2_client import PASSWORDS, Smb2TestClient
+from smb2_harness import PASSWORDS, Smb2Harness
 
 from netsession.groups import ADMINISTRATORS, USERS
 from netsession.server.accounts import AccountStore, nt_hash
@@ -52,7 +52,7 @@ def _server(tmp_path: Path) -> tuple[NetsessionServer, ListSink]:
 
 def test_a_failed_logon_is_audited_with_user_domain_workstation_address_and_reason(tmp_path: Path) -> None:
     server, sink = _server(tmp_path)
-    client = Smb2TestClient.connected((Dialect.SMB_3_1_1,), server=server.new_connection("10.0.0.7"))
+    client = Smb2Harness.connected((Dialect.SMB_3_1_1,), server=server.new_connection("10.0.0.7"))
     client.logon("alice", "not her password", expect=NtStatus.STATUS_LOGON_FAILURE)
     (event,) = sink.events
     assert isinstance(event, LogonEvent) and not event.success
@@ -64,7 +64,7 @@ def test_a_failed_logon_is_audited_with_user_domain_workstation_address_and_reas
 
 def test_a_successful_logon_is_audited_with_its_account_and_session(tmp_path: Path) -> None:
     server, sink = _server(tmp_path)
-    client = Smb2TestClient.connected((Dialect.SMB_3_1_1,), server=server.new_connection("10.0.0.7"))
+    client = Smb2Harness.connected((Dialect.SMB_3_1_1,), server=server.new_connection("10.0.0.7"))
     session = client.logon("admin")
     (event,) = sink.events
     assert isinstance(event, LogonEvent) and event.success
@@ -73,7 +73,7 @@ def test_a_successful_logon_is_audited_with_its_account_and_session(tmp_path: Pa
 
 def test_an_unknown_user_is_audited_as_claimed(tmp_path: Path) -> None:
     server, sink = _server(tmp_path)
-    client = Smb2TestClient.connected((Dialect.SMB_2_1,), server=server.new_connection("10.0.0.8"))
+    client = Smb2Harness.connected((Dialect.SMB_2_1,), server=server.new_connection("10.0.0.8"))
     client.logon("mallory", "guess", expect=NtStatus.STATUS_LOGON_FAILURE)
     (event,) = sink.events
     assert isinstance(event, LogonEvent)

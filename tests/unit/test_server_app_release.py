@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
-from smb2_client import MemoryAccounts, Smb2TestClient
+from smb2_harness import MemoryAccounts, Smb2Harness
 
 from netsession.server.app import NetsessionServer, ServerOptions
 from netsession.wire.smb2.session import LogoffRequest
@@ -26,9 +26,9 @@ def no_cyclic_gc() -> Iterator[None]:
         gc.enable()
 
 
-def _logged_on() -> tuple[NetsessionServer, Smb2TestClient]:
+def _logged_on() -> tuple[NetsessionServer, Smb2Harness]:
     server = NetsessionServer(ServerOptions(name="FS1"), MemoryAccounts())  # type: ignore[arg-type]
-    client = Smb2TestClient.connected(server=server.new_connection("10.0.0.5"))
+    client = Smb2Harness.connected(server=server.new_connection("10.0.0.5"))
     client.logon("alice")
     assert len(server.table) == 1
     return server, client

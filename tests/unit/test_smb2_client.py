@@ -8,7 +8,7 @@ import struct
 from typing import Any
 
 import pytest
-from smb2_client import SERVER_GUID, make_server
+from smb2_harness import SERVER_GUID, make_server
 
 from netsession.server.accounts import nt_hash
 from netsession.wire.ntlm_initiator import NtlmInitiator, NtlmInitiatorError

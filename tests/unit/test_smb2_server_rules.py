@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import spnego
-from smb2_client import (
+from smb2_harness import (
     PASSWORDS,
     ClientSession,
-    Smb2TestClient,
+    Smb2Harness,
     make_server,
     ready,
     with_flags,
@@ -30,7 +30,7 @@ from netsession.wire.smb2.transport import frame
 
 
 def reauthenticate(
-    client: Smb2TestClient, session: ClientSession, user: str, password: str, *, sign: bool = True
+    client: Smb2Harness, session: ClientSession, user: str, password: str, *, sign: bool = True
 ) -> list[tuple[int, bool]]:
     """SESSION_SETUP legs on an existing session (re-authentication); each reply's status and whether
     it is correctly signed under the session's key."""
@@ -107,7 +107,7 @@ def _store(tmp_path: Path) -> AccountStore:
     return store
 
 
-def _logon(client: Smb2TestClient, user: str, previous: int = 0) -> int:
+def _logon(client: Smb2Harness, user: str, previous: int = 0) -> int:
     """A first logon with PreviousSessionId ``previous``; the new SessionId."""
     ntlm = spnego.client(user, PASSWORDS[user], hostname="fs1", protocol="ntlm")
     token = ntlm.step()
@@ -115,7 +115,7 @@ def _logon(client: Smb2TestClient, user: str, previous: int = 0) -> int:
     while True:
         assert token is not None
         request = SessionSetupRequest(token, previous_session_id=previous)
-        draft = ClientSession(session_id, None, user)
+        draft = ClientSession(session_id)
         (reply,) = client.send(client.build(request, session=draft if session_id else None, sign=False))
         if reply.header.status != NtStatus.STATUS_MORE_PROCESSING_REQUIRED:
             assert reply.header.status == NtStatus.STATUS_SUCCESS, hex(reply.header.status)
@@ -128,11 +128,11 @@ def _logon(client: Smb2TestClient, user: str, previous: int = 0) -> int:
 def test_previous_session_id_of_the_same_user_removes_the_old_session(tmp_path: Path) -> None:
     # MS-SMB2 §3.3.5.5.3: a reconnecting client names its old session; the server tears it down.
     server = NetsessionServer(ServerOptions(name="FS1"), _store(tmp_path))
-    first = Smb2TestClient.connected((Dialect.SMB_2_1,), server=server.new_connection("10.0.0.5"))
+    first = Smb2Harness.connected((Dialect.SMB_2_1,), server=server.new_connection("10.0.0.5"))
     old = _logon(first, "alice")
     other = _logon(first, "bob")
     assert len(server.table) == 2
-    second = Smb2TestClient.connected((Dialect.SMB_2_1,), server=server.new_connection("10.0.0.5"))
+    second = Smb2Harness.connected((Dialect.SMB_2_1,), server=server.new_connection("10.0.0.5"))
     new = _logon(second, "alice", previous=old)
     assert old not in first.server.sessions and old not in server.sessions
     assert new in server.sessions and other in server.sessions
@@ -141,9 +141,9 @@ def test_previous_session_id_of_the_same_user_removes_the_old_session(tmp_path: 
 
 def test_previous_session_id_of_another_user_is_left_alone(tmp_path: Path) -> None:
     server = NetsessionServer(ServerOptions(name="FS1"), _store(tmp_path))
-    first = Smb2TestClient.connected((Dialect.SMB_2_1,), server=server.new_connection("10.0.0.5"))
+    first = Smb2Harness.connected((Dialect.SMB_2_1,), server=server.new_connection("10.0.0.5"))
     bobs = _logon(first, "bob")
-    second = Smb2TestClient.connected((Dialect.SMB_2_1,), server=server.new_connection("10.0.0.6"))
+    second = Smb2Harness.connected((Dialect.SMB_2_1,), server=server.new_connection("10.0.0.6"))
     _logon(second, "alice", previous=bobs)
     assert bobs in server.sessions and len(server.table) == 2
 
@@ -154,7 +154,7 @@ def test_previous_session_id_of_another_user_is_left_alone(tmp_path: Path) -> No
 def test_negotiate_with_smb2_flags_signed_is_invalid_parameter() -> None:
     # §3.3.5.2.4: "If the SMB2 header of the SMB2 NEGOTIATE request has the SMB2_FLAGS_SIGNED bit set
     # ... the server MUST fail the request with STATUS_INVALID_PARAMETER."
-    client = Smb2TestClient()
+    client = Smb2Harness()
     message = with_flags(client.build(client.negotiate_request((Dialect.SMB_3_1_1,))), HeaderFlags.SIGNED)
     (reply,) = client.send(message)
     assert reply.header.status == NtStatus.STATUS_INVALID_PARAMETER
@@ -165,7 +165,7 @@ def test_signed_request_on_a_guest_session_is_not_supported() -> None:
     # §3.3.5.2.4: a signed request on a session without a signing key (guest, anonymous) fails with
     # STATUS_NOT_SUPPORTED, not ACCESS_DENIED.
     server = make_server(allow_guest=True)
-    client = Smb2TestClient.connected((Dialect.SMB_3_0_2,), server=server)
+    client = Smb2Harness.connected((Dialect.SMB_3_0_2,), server=server)
     guest = client.logon("stranger", "whatever")
     message = with_flags(client.build(EchoRequest(), session=guest, sign=False), HeaderFlags.SIGNED)
     message[48:64] = b"\x11" * 16  # some signature: there is no key to check it with
@@ -175,7 +175,7 @@ def test_signed_request_on_a_guest_session_is_not_supported() -> None:
 
 def test_negotiate_and_a_large_request_in_the_same_read_use_the_limit_after_negotiate() -> None:
     # Each frame is checked against the limit in force once the one before it is processed.
-    client = Smb2TestClient()
+    client = Smb2Harness()
     negotiate = client.build(client.negotiate_request((Dialect.SMB_2_1,)))
     token = b"\x00" * 0xFFFF  # the largest SecurityBuffer: the frame is past the pre-NEGOTIATE 64 KiB
     setup = client.build(SessionSetupRequest(token, security_mode=SecurityMode.SIGNING_ENABLED))
@@ -187,7 +187,7 @@ def test_negotiate_and_a_large_request_in_the_same_read_use_the_limit_after_nego
 
 def test_a_frame_past_the_pre_logon_limit_disconnects_before_logon() -> None:
     # Before any session is established only NEGOTIATE/SESSION_SETUP-sized frames are taken.
-    client = Smb2TestClient.connected((Dialect.SMB_3_1_1,))
+    client = Smb2Harness.connected((Dialect.SMB_3_1_1,))
     client.feed((PRE_LOGON_MAX_MESSAGE + 1).to_bytes(4, "big"))
     assert client.server.closing
 
@@ -204,7 +204,7 @@ def test_create_of_a_pipe_name_with_a_leading_backslash_is_object_name_not_found
 def test_in_progress_sessions_per_connection_are_bounded() -> None:
     # SESSION_SETUP with SessionId 0, again and again: past MAX_IN_PROGRESS_SESSIONS the server refuses
     # with STATUS_INSUFFICIENT_RESOURCES and keeps nothing for it.
-    client = Smb2TestClient.connected((Dialect.SMB_3_1_1,))
+    client = Smb2Harness.connected((Dialect.SMB_3_1_1,))
     ntlm = spnego.client("alice", PASSWORDS["alice"], hostname="fs1", protocol="ntlm")
     token = ntlm.step()
     assert token is not None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from smb2_client import PASSWORDS, Smb2TestClient
+from smb2_harness import PASSWORDS, Smb2Harness
 
 from netsession.groups import USERS
 from netsession.server.accounts import AccountStore, nt_hash
@@ -120,7 +120,7 @@ def _server(tmp_path: Path, settings: ThrottleSettings) -> NetsessionServer:
 def test_a_throttled_failure_is_held_back_and_the_connection_waits(tmp_path: Path) -> None:
     # The sans-I/O connection: the failure's answer is held (wait_seconds) until the driver resumes it.
     server = _server(tmp_path, ThrottleSettings(delay=2.0, free_failures=1))
-    client = Smb2TestClient.connected((Dialect.SMB_3_1_1,), server=server.new_connection("10.0.0.9"))
+    client = Smb2Harness.connected((Dialect.SMB_3_1_1,), server=server.new_connection("10.0.0.9"))
     client.logon("alice", "wrong", expect=NtStatus.STATUS_LOGON_FAILURE)
     assert client.server.wait_seconds == 0
     with pytest.raises(ValueError):  # no reply to unpack: the second failure's answer is held
@@ -134,7 +134,7 @@ def test_a_throttled_failure_is_held_back_and_the_connection_waits(tmp_path: Pat
 def test_a_locked_out_account_is_answered_account_locked_out_even_with_its_password(tmp_path: Path) -> None:
     server = _server(tmp_path, ThrottleSettings(delay=0.0, lockout_threshold=3, lockout_window=600.0))
     conn = server.new_connection("10.0.0.9")
-    client = Smb2TestClient.connected((Dialect.SMB_3_1_1,), server=conn)
+    client = Smb2Harness.connected((Dialect.SMB_3_1_1,), server=conn)
     for _ in range(3):
         client.logon("alice", "wrong", expect=NtStatus.STATUS_LOGON_FAILURE)
     client.logon("alice", expect=NtStatus.STATUS_ACCOUNT_LOCKED_OUT)

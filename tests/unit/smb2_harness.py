@@ -1,20 +1,22 @@
-r"""An in-memory SMB2 client for driving :class:`~netsession.wire.smb2.connection.ServerConnection` in tests.
+r"""Requests crafted for :class:`~netsession.wire.smb2.connection.ServerConnection`, in memory, on the
+client engine's own rules.
 
-Everything deterministic: a fixed FILETIME clock, a seeded random source, a fake backend that records what
-it is told and opens echo pipes, an in-memory account lookup behind the real
-:class:`~netsession.wire.smb2.auth.NtlmAuthenticator`, and our own NTLMv2 initiator
-(:class:`~netsession.wire.ntlm_initiator.NtlmInitiator`, the client engine's) as the token source. This is
-a request-crafting harness for the server's tests (malformed, out-of-order and compound requests); the
-client itself is :class:`~netsession.wire.smb2.client.ClientConnection`.
-Requests are built with the project's own encoders and responses read with its decoders; signing,
-encryption and the 3.1.1 preauth integrity hash are done on the client side with
-``netsession.wire.smb2.crypto`` the way MS-SMB2 §3.2 describes it, so a response the server signed or
-sealed is checked, not trusted.
+The server's tests send what a correct client never would: message ids out of order or reused, compounds,
+unsigned requests on signing sessions, several sessions on one connection, a logon left half done. So
+this harness does its own sequencing (message ids, credits, framing) and nothing else: the offer, the
+negotiation's checks, each session's preauth chain, keys, the checks of the final SESSION_SETUP response,
+signing, sealing and verifying are :mod:`netsession.wire.smb2.client_state`, the pieces the client's
+:class:`~netsession.wire.smb2.client.ClientConnection` is made of, and the tokens come from its NTLMv2
+initiator. Every response the server signed or sealed is checked, not trusted.
 
-    client = Smb2TestClient.connected()                  # NEGOTIATE done (3.1.1 by default)
+Everything is deterministic: a fixed FILETIME clock, a seeded random source, a fake backend that records
+what it is told and opens echo pipes, an in-memory account lookup behind the real
+:class:`~netsession.wire.smb2.auth.NtlmAuthenticator`.
+
+    client = Smb2Harness.connected()                     # NEGOTIATE done (3.1.1 by default)
     session = client.logon("alice", "Al1ce-pw!")         # SESSION_SETUP legs, keys derived
     tree = client.tree_connect(session)
-    header, body = client.request(CreateRequest("srvsvc"), session=session, tree=tree)
+    reply = client.request(CreateRequest("srvsvc"), session=session, tree=tree)
 """
 
 from __future__ import annotations
@@ -29,53 +31,39 @@ from netsession.groups import ADMINISTRATORS, USERS
 from netsession.server.accounts import nt_hash
 from netsession.wire.ntlm_initiator import NtlmInitiator
 from netsession.wire.smb2.auth import NtlmAuthenticator
+from netsession.wire.smb2.client_state import (
+    ALL_CIPHERS,
+    ALL_SIGNING_ALGORITHMS,
+    ClientConfig,
+    ClientSession,
+    Negotiation,
+    Reply,
+    negotiate_request,
+    negotiated,
+)
 from netsession.wire.smb2.compound import build_compound, split_compound
 from netsession.wire.smb2.connection import ServerConfig, ServerConnection, Session
 from netsession.wire.smb2.constants import (
-    Cipher,
     Dialect,
     GlobalCapabilities,
     HashAlgorithm,
-    HeaderFlags,
     NtStatus,
     SecurityMode,
-    SigningAlgorithm,
 )
-from netsession.wire.smb2.create import CreateRequest, FileId
-from netsession.wire.smb2.crypto import (
-    INITIAL_PREAUTH_HASH,
-    SessionKeys,
-    decrypt_message,
-    derive_session_keys,
-    encrypt_message,
-    nonce_size,
-    preauth_hash,
-    sign_message,
-    signing_algorithm_for,
-    verify_signature,
-)
-from netsession.wire.smb2.header import Smb2Header
+from netsession.wire.smb2.create import CreateRequest, CreateResponse, FileId
+from netsession.wire.smb2.crypto import nonce_size
+from netsession.wire.smb2.header import Smb2Header, TransformHeader
 from netsession.wire.smb2.messages import (
     Request,
-    Response,
     SessionSetupRequest,
     SessionSetupResponse,
     TreeConnectRequest,
     decode_response,
 )
-from netsession.wire.smb2.negotiate import (
-    EncryptionCapabilities,
-    NegotiateRequest,
-    NegotiateResponse,
-    PreauthIntegrityCapabilities,
-    SigningCapabilities,
-)
+from netsession.wire.smb2.negotiate import NegotiateRequest, NegotiateResponse, PreauthIntegrityCapabilities
 from netsession.wire.smb2.state import Open, TreeConnect
 from netsession.wire.smb2.transport import DirectTcpDeframer, frame
 
-ALL_DIALECTS = (Dialect.SMB_2_0_2, Dialect.SMB_2_1, Dialect.SMB_3_0, Dialect.SMB_3_0_2, Dialect.SMB_3_1_1)
-ALL_CIPHERS = (Cipher.AES_128_GCM, Cipher.AES_128_CCM, Cipher.AES_256_GCM, Cipher.AES_256_CCM)
-ALL_SIGNING = (SigningAlgorithm.AES_GMAC, SigningAlgorithm.AES_CMAC, SigningAlgorithm.HMAC_SHA256)
 FIXED_FILETIME = 133_000_000_000_000_000  # 2022-06-15, any fixed value will do
 FIXED_UNIX_TIME = 1_655_251_200.0
 SERVER_GUID = uuid.UUID("6e657473-6573-7369-6f6e-2d7465737473")
@@ -201,51 +189,40 @@ def make_server(config: ServerConfig | None = None, *, seed: int = 1, **auth: An
     seed and the same input give the same output, byte for byte."""
     config = config or ServerConfig(server_guid=SERVER_GUID)
     authenticator = NtlmAuthenticator(
-        default_accounts(), server_name="FS1", entropy=DeterministicRandom(seed + 1000),
-        clock=lambda: FIXED_UNIX_TIME, **auth,
+        default_accounts(),
+        server_name="FS1",
+        entropy=DeterministicRandom(seed + 1000),
+        clock=lambda: FIXED_UNIX_TIME,
+        **auth,
     )
     return ServerConnection(
-        config, authenticator, RecordingBackend(), client_address="10.0.0.5",
-        clock=lambda: FIXED_FILETIME, random=DeterministicRandom(seed),
+        config,
+        authenticator,
+        RecordingBackend(),
+        client_address="10.0.0.5",
+        clock=lambda: FIXED_FILETIME,
+        random=DeterministicRandom(seed),
     )
 
 
-# -- the client ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ClientSession:
-    session_id: int
-    keys: SessionKeys | None
-    user: str
-    flags: int = 0
-    encrypt: bool = False
+# -- the harness -----------------------------------------------------------------------------------------
 
 
 class ServerClosed(Exception):
     """The server set ``closing`` (and queued nothing more for this request)."""
 
 
-@dataclass
-class Reply:
-    header: Smb2Header
-    body: Response
-    raw: bytes  # the SMB2 message as received (after decryption), padding included
-    encrypted: bool
-
-
-class Smb2TestClient:
+class Smb2Harness:
     """Builds requests, feeds them to the server connection and decodes what comes back."""
 
     def __init__(self, server: ServerConnection | None = None) -> None:
         self.server = server or make_server()
+        # What this client offers; guests are let in (the server's tests log on as guest on purpose).
+        self.config = ClientConfig(client_guid=CLIENT_GUID, allow_guest=True, signing_required=False)
+        self.negotiation: Negotiation | None = None
         self.message_id = 0
-        self.dialect: int | None = None
-        self.negotiate_response: NegotiateResponse | None = None
-        self.cipher = Cipher.NONE
-        self.signing_algorithm: int | None = None
-        self.preauth = INITIAL_PREAUTH_HASH
         self.sessions: dict[int, ClientSession] = {}
+        self.last_reply: Reply | None = None
         self._deframer = DirectTcpDeframer()
         self._nonce = 0
 
@@ -255,8 +232,16 @@ class Smb2TestClient:
         assert isinstance(backend, RecordingBackend)
         return backend
 
+    @property
+    def dialect(self) -> int | None:
+        return self.negotiation.dialect if self.negotiation else None
+
+    @property
+    def signing_algorithm(self) -> int | None:
+        return self.negotiation.signing_algorithm if self.negotiation else None
+
     @classmethod
-    def connected(cls, dialects: Sequence[int] = (Dialect.SMB_3_1_1,), **kwargs: Any) -> Smb2TestClient:
+    def connected(cls, dialects: Sequence[int] = (Dialect.SMB_3_1_1,), **kwargs: Any) -> Smb2Harness:
         client = cls(kwargs.pop("server", None))
         client.negotiate(dialects, **kwargs)
         return client
@@ -269,22 +254,16 @@ class Smb2TestClient:
         return self._deframer.receive_data(self.server.data_to_send())
 
     def replies(self, transport_messages: list[bytes]) -> list[Reply]:
+        """Decode transport messages from the server: opened with the session's keys when sealed."""
         out: list[Reply] = []
         for message in transport_messages:
             encrypted = message[:4] == b"\xfdSMB"
             if encrypted:
-                from netsession.wire.smb2.header import TransformHeader
-
-                session = self.sessions[TransformHeader.decode(message).session_id]
-                assert session.keys is not None and session.keys.encryption_key is not None
-                _, message = decrypt_message(message, session.keys.encryption_key, cipher=self._cipher())
+                message = self.sessions[TransformHeader.decode(message).session_id].unseal(message)
             for part in split_compound(message):
                 header, body = decode_response(part)
-                out.append(Reply(header, body, part, encrypted))
+                out.append(Reply(header.message_id, header, body, part, encrypted))
         return out
-
-    def _cipher(self) -> int:
-        return self.cipher if self.dialect == Dialect.SMB_3_1_1 else Cipher.AES_128_CCM
 
     def next_ids(self, n: int = 1) -> list[int]:
         ids = list(range(self.message_id, self.message_id + n))
@@ -322,24 +301,15 @@ class Smb2TestClient:
         )
         message = bytearray(header.encode() + body.encode())
         if sign is None:
-            sign = session is not None and session.keys is not None and not session.encrypt
+            sign = session is not None and session.keys is not None and not session.encrypt_data
         if sign:
-            assert session is not None and session.keys is not None
-            self.sign(message, session)
+            assert session is not None
+            session.sign(message)
         return message
 
-    def sign(self, message: bytearray, session: ClientSession) -> None:
-        assert self.dialect is not None and session.keys is not None
-        algorithm = signing_algorithm_for(self.dialect, self.signing_algorithm)
-        sign_message(message, session.keys.signing_key, algorithm)
-
     def seal(self, message: bytes, session: ClientSession) -> bytes:
-        assert session.keys is not None and session.keys.decryption_key is not None
         self._nonce += 1
-        nonce = self._nonce.to_bytes(nonce_size(self._cipher()), "little")
-        key = session.keys.decryption_key  # the server's DecryptionKey is the client's encryption key
-        cipher = self._cipher()
-        return encrypt_message(message, key, cipher=cipher, session_id=session.session_id, nonce=nonce)
+        return session.seal(message, self._nonce.to_bytes(nonce_size(session.cipher), "little"))
 
     def send(self, *messages: bytes | bytearray, encrypt_for: ClientSession | None = None) -> list[Reply]:
         """Send messages as one transport message (a compound if several); the replies."""
@@ -354,17 +324,14 @@ class Smb2TestClient:
     def request(self, body: Request, **kwargs: Any) -> Reply:
         """One request, one reply (sealed when the session encrypts)."""
         session: ClientSession | None = kwargs.get("session")
-        encrypt = session is not None and session.encrypt
+        encrypt = session is not None and session.encrypt_data
         (reply,) = self.send(self.build(body, **kwargs), encrypt_for=session if encrypt else None)
         return reply
 
-    def verify(self, reply: Reply, session: ClientSession) -> bool:
-        """Whether the reply's signature is right under the session's signing key."""
-        assert self.dialect is not None and session.keys is not None
-        algorithm = signing_algorithm_for(self.dialect, self.signing_algorithm)
-        return bool(reply.header.flags & HeaderFlags.SIGNED) and verify_signature(
-            reply.raw, session.keys.signing_key, algorithm
-        )
+    @staticmethod
+    def verify(reply: Reply, session: ClientSession) -> bool:
+        """Whether the reply is signed, and rightly, under the session's signing key."""
+        return reply.header.is_signed and session.signature_valid(reply.raw)
 
     # -- the protocol's steps -----------------------------------------------------------------------------
 
@@ -373,38 +340,40 @@ class Smb2TestClient:
         dialects: Sequence[int],
         *,
         ciphers: Sequence[int] = ALL_CIPHERS,
-        signing: Sequence[int] | None = ALL_SIGNING,
+        signing: Sequence[int] | None = ALL_SIGNING_ALGORITHMS,
         security_mode: int = SecurityMode.SIGNING_ENABLED,
         capabilities: int = GlobalCapabilities.LARGE_MTU | GlobalCapabilities.ENCRYPTION,
         hashes: Sequence[int] = (HashAlgorithm.SHA_512,),
     ) -> NegotiateRequest:
-        contexts: list[Any] = []
-        if Dialect.SMB_3_1_1 in dialects:
-            contexts.append(PreauthIntegrityCapabilities(tuple(hashes), bytes(range(32))))
-            if ciphers:
-                contexts.append(EncryptionCapabilities(tuple(ciphers)))
-            if signing:
-                contexts.append(SigningCapabilities(tuple(signing)))
-        return NegotiateRequest(
-            tuple(dialects), security_mode, capabilities, CLIENT_GUID, tuple(contexts)
+        """The client's offer (:func:`negotiate_request`) for these dialects, ciphers and signing
+        algorithms, with the security mode, capabilities and preauth hashes set as asked."""
+        self.config = replace(
+            self.config,
+            dialects=tuple(dialects),
+            ciphers=tuple(ciphers),
+            signing_algorithms=tuple(signing or ()),
+        )
+        offer = negotiate_request(self.config, CLIENT_GUID, lambda n: bytes(range(n)))
+        contexts = tuple(
+            replace(c, hash_algorithms=tuple(hashes)) if isinstance(c, PreauthIntegrityCapabilities) else c
+            for c in offer.negotiate_contexts
+        )
+        return replace(
+            offer, security_mode=security_mode, capabilities=capabilities, negotiate_contexts=contexts
         )
 
     def negotiate(self, dialects: Sequence[int] = (Dialect.SMB_3_1_1,), **kwargs: Any) -> Reply:
-        request = self.negotiate_request(dialects, **kwargs)
-        message = self.build(request)
+        message = self.build(self.negotiate_request(dialects, **kwargs))
         (reply,) = self.send(message)
-        if reply.header.status == NtStatus.STATUS_SUCCESS:
-            assert isinstance(reply.body, NegotiateResponse)
-            self.negotiate_response = reply.body
-            self.dialect = reply.body.dialect_revision
-            for ctx in reply.body.negotiate_contexts:
-                if isinstance(ctx, EncryptionCapabilities):
-                    self.cipher = Cipher(ctx.ciphers[0])
-                elif isinstance(ctx, SigningCapabilities):
-                    self.signing_algorithm = ctx.signing_algorithms[0]
-            if self.dialect == Dialect.SMB_3_1_1:
-                self.preauth = preauth_hash(preauth_hash(INITIAL_PREAUTH_HASH, message), reply.raw)
+        if reply.status == NtStatus.STATUS_SUCCESS:
+            self.accept_negotiation(reply, bytes(message))
         return reply
+
+    def accept_negotiation(self, reply: Reply, request: bytes = b"") -> Negotiation:
+        """Take the server's NEGOTIATE response, checked as the client checks it (§3.2.5.2)."""
+        assert isinstance(reply.body, NegotiateResponse)
+        self.negotiation = negotiated(self.config, reply.body, request, reply.raw)
+        return self.negotiation
 
     def logon(
         self,
@@ -415,66 +384,56 @@ class Smb2TestClient:
         expect: int = NtStatus.STATUS_SUCCESS,
     ) -> ClientSession:
         """SESSION_SETUP legs with our NTLMv2 initiator until the server answers something other than
-        MORE_PROCESSING_REQUIRED; that final status must be ``expect``."""
-        assert self.dialect is not None
+        MORE_PROCESSING_REQUIRED; that final status must be ``expect``. A new session each time."""
+        negotiation = self.negotiation
+        assert negotiation is not None, "NEGOTIATE first"
         password = password if password is not None else PASSWORDS[user]
         ntlm = NtlmInitiator(user, nt_hash=nt_hash(password), workstation="FS1", target="cifs/fs1")
+        session = ClientSession.starting(negotiation)
         token = ntlm.step(None)
-        session_id = 0
-        session_hash = self.preauth
         while True:
             assert token is not None
-            request = SessionSetupRequest(token, security_mode=security_mode)
-            draft = ClientSession(session_id, None, user)
-            message = self.build(request, session=draft if session_id else None, sign=False)
-            if self.dialect == Dialect.SMB_3_1_1:
-                session_hash = preauth_hash(session_hash, message)
+            message = self.build(SessionSetupRequest(token, security_mode=security_mode), session=session)
             (reply,) = self.send(message)
-            status = reply.header.status
-            if status != NtStatus.STATUS_MORE_PROCESSING_REQUIRED:
+            session.answered(negotiation.dialect, bytes(message), reply.header, reply.raw)
+            if reply.status != NtStatus.STATUS_MORE_PROCESSING_REQUIRED:
                 break
             assert isinstance(reply.body, SessionSetupResponse)
-            session_id = reply.header.session_id
-            if self.dialect == Dialect.SMB_3_1_1:
-                session_hash = preauth_hash(session_hash, reply.raw)
             token = ntlm.step(reply.body.security_buffer)
-        assert status == expect, f"SESSION_SETUP ended with 0x{status:08X}"
-        if status != NtStatus.STATUS_SUCCESS:
-            return ClientSession(0, None, user)
+        assert reply.status == expect, f"SESSION_SETUP ended with 0x{reply.status:08X}"
+        if reply.status != NtStatus.STATUS_SUCCESS:
+            return ClientSession()
         assert isinstance(reply.body, SessionSetupResponse)
         if reply.body.security_buffer:
             ntlm.step(reply.body.security_buffer)
-        keys = derive_session_keys(
-            self.dialect,
+        session.establish(
+            negotiation,
+            reply,
             ntlm.session_key,
-            preauth_hash=session_hash if self.dialect == Dialect.SMB_3_1_1 else None,
-            cipher=self._cipher() if self.dialect >= Dialect.SMB_3_0 else Cipher.NONE,
+            allow_guest=True,
+            signing_required=bool(security_mode & SecurityMode.SIGNING_REQUIRED),
         )
-        session = ClientSession(reply.header.session_id, keys, user, reply.body.session_flags)
-        session.encrypt = bool(reply.body.session_flags & 0x0004)
         self.sessions[session.session_id] = session
         self.last_reply = reply
         return session
 
     def tree_connect(self, session: ClientSession, share: str = "IPC$") -> int:
         reply = self.request(TreeConnectRequest(f"\\\\fs1\\{share}"), session=session)
-        assert reply.header.status == NtStatus.STATUS_SUCCESS, hex(reply.header.status)
+        assert reply.status == NtStatus.STATUS_SUCCESS, hex(reply.status)
         return reply.header.tree_id
 
     def open_pipe(self, session: ClientSession, tree: int, name: str = "srvsvc") -> FileId:
-        from netsession.wire.smb2.create import CreateResponse
-
         reply = self.request(CreateRequest(name), session=session, tree=tree)
-        assert reply.header.status == NtStatus.STATUS_SUCCESS, hex(reply.header.status)
+        assert reply.status == NtStatus.STATUS_SUCCESS, hex(reply.status)
         assert isinstance(reply.body, CreateResponse)
         return reply.body.file_id
 
 
 def ready(
     dialect: int = Dialect.SMB_3_1_1, user: str = "alice", **kwargs: Any
-) -> tuple[Smb2TestClient, ClientSession, int]:
+) -> tuple[Smb2Harness, ClientSession, int]:
     """A client negotiated at ``dialect``, logged on as ``user``, connected to IPC$."""
-    client = Smb2TestClient.connected((dialect,), **kwargs)
+    client = Smb2Harness.connected((dialect,), **kwargs)
     session = client.logon(user)
     return client, session, client.tree_connect(session)
 
