@@ -53,12 +53,14 @@ class Held:
         run(close())
 
 
-async def _logon(host: str, port: int, user: str, password: str, timeout: float) -> SmbConnection:
+async def _logon(
+    host: str, port: int, user: str, password: str, timeout: float, bind_address: str | None
+) -> SmbConnection:
     config = ClientConfig(dialects=(Dialect.SMB_3_1_1,), server_name=host)
     import asyncio
 
     deadline = asyncio.get_running_loop().time() + timeout
-    smb = await SmbConnection.connect(host, port, config=config, deadline=deadline)
+    smb = await SmbConnection.connect(host, port, config=config, deadline=deadline, bind_address=bind_address)
     try:
         await smb.negotiate()
         await smb.logon(NtlmInitiator(user, nt_hash=nt_hash(password), target=f"cifs/{host}"))
@@ -69,9 +71,12 @@ async def _logon(host: str, port: int, user: str, password: str, timeout: float)
     return smb
 
 
-def logon(host: str, port: int, user: str, password: str, *, timeout: float = 30.0) -> Held:
-    """A new connection with one authenticated session (NEGOTIATE + two SESSION_SETUP legs)."""
-    return Held(run(_logon(host, port, user, password, timeout)))
+def logon(
+    host: str, port: int, user: str, password: str, *, timeout: float = 30.0, bind_address: str | None = None
+) -> Held:
+    """A new connection with one authenticated session (NEGOTIATE + two SESSION_SETUP legs), from
+    ``bind_address`` if given."""
+    return Held(run(_logon(host, port, user, password, timeout, bind_address)))
 
 
 @dataclass

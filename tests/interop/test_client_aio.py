@@ -115,6 +115,39 @@ def test_many_servers_at_once_with_gather(ours: NetsessionServerProcess) -> None
     assert all(n >= 1 for n in asyncio.run(main()))
 
 
+def test_bind_address_is_the_client_the_server_sees(ours: NetsessionServerProcess) -> None:
+    from netsession.client.smb import SmbConnection
+    from netsession.server.accounts import nt_hash
+    from netsession.wire.ntlm_initiator import NtlmInitiator
+
+    async def main() -> tuple[str | None, aio.SessionEnumResult]:
+        deadline = asyncio.get_running_loop().time() + 10
+        conn = await SmbConnection.connect(HOST, ours.port, bind_address="127.0.0.9", deadline=deadline)
+        try:
+            await conn.negotiate()
+            await conn.logon(NtlmInitiator(ALICE.name, nt_hash=nt_hash(ALICE.password)))
+            async with aio.connect(where(ours), credentials=creds(ADMIN), timeout=10) as srv:
+                return conn.local_address, await srv.session_enum(10)
+        finally:
+            conn.close()
+
+    local, page = asyncio.run(main())
+    assert local == "127.0.0.9"
+    assert ("\\\\127.0.0.9", "alice") in {(r.sesi10_cname, r.sesi10_username) for r in page.records}
+
+
+def test_an_address_we_cannot_speak_from_is_one_clear_line(ours: NetsessionServerProcess) -> None:
+    from netsession.client.smb import SmbConnection
+
+    async def main() -> None:
+        await SmbConnection.connect(HOST, ours.port, bind_address="192.0.2.1")  # TEST-NET-1: not ours
+
+    with pytest.raises(TransportError) as e:
+        asyncio.run(main())
+    assert e.value.reason == "unreachable"
+    assert "cannot connect from 192.0.2.1: Cannot assign requested address" in str(e.value)
+
+
 def test_a_wrong_password_is_LogonError_with_the_status_name(ours: NetsessionServerProcess) -> None:
     async def main() -> None:
         await aio.connect(where(ours), credentials=Credentials("alice", "wrong"), timeout=10)

@@ -251,9 +251,16 @@ class SmbConnection:
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, *, config: ClientConfig | None = None, deadline: float | None = None
+        cls,
+        host: str,
+        port: int,
+        *,
+        config: ClientConfig | None = None,
+        deadline: float | None = None,
+        bind_address: str | None = None,
     ) -> SmbConnection:
-        """Resolve ``host`` and connect (MS-SMB2 §2.1 Direct TCP)."""
+        """Resolve ``host`` and connect (MS-SMB2 §2.1 Direct TCP), from ``bind_address`` if given (our
+        end's address: which interface a multi-homed scanner speaks from)."""
         loop = asyncio.get_running_loop()
         where = f"{unc_host(host)}:{port}"
         try:
@@ -279,6 +286,8 @@ class SmbConnection:
             try:
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if bind_address is not None:
+                    _bind(sock, bind_address, where)
                 await _within(loop.sock_connect(sock, address), deadline, f"{where}: TCP connect")
                 await loop.create_connection(lambda: protocol, sock=sock)
             except OSError as exc:
@@ -566,6 +575,16 @@ async def open_pipe(
     return await SmbPipe.open(
         host, port, initiator, pipe=pipe, config=config, deadline=deadline, anonymous=anonymous
     )
+
+
+def _bind(sock: socket.socket, address: str, where: str) -> None:
+    try:
+        sock.bind((address, 0))
+    except (OSError, ValueError) as exc:
+        why = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+        raise TransportError(
+            ERROR_BAD_NETPATH, f"{where}: cannot connect from {address}: {why}", reason=UNREACHABLE
+        ) from None
 
 
 def _connect_error(exc: OSError | None, where: str) -> TransportError:
