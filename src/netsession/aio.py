@@ -51,6 +51,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar
 
 from netsession import lmshare, win32net
+from netsession.client import srvsvc as calls
 from netsession.client.arpc import AsyncPipe, AsyncSrvsvcClient, AsyncUnixPipe, Encodable
 from netsession.client.errors import (
     DeadlineExpired,
@@ -60,24 +61,13 @@ from netsession.client.errors import (
 )
 from netsession.client.names import Target, parse_server, unc_client
 from netsession.client.pool import Credentials, current_pool, register_session
-from netsession.client.rpc import RpcFaultError
 from netsession.client.smb import open_pipe
+from netsession.client.srvsvc import RpcFaultError
 from netsession.client.transport import DEFAULT_TIMEOUT
 from netsession.errors import ERROR_INVALID_PARAMETER, NERR_Success, NetApiError
 from netsession.lmshare import SessionEnumResult, check_getinfo_arguments
 from netsession.paths import local_srvsvc_socket
 from netsession.records import MAX_PREFERRED_LENGTH, SessionInfo, file_to_pywin32, to_pywin32
-from netsession.wire.srvsvc import (
-    NetrConnectionEnumRequest,
-    NetrConnectionEnumResponse,
-    NetrFileCloseRequest,
-    NetrFileCloseResponse,
-    NetrFileEnumRequest,
-    NetrFileEnumResponse,
-    NetrFileGetInfoRequest,
-    NetrFileGetInfoResponse,
-    Opnum,
-)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -179,10 +169,11 @@ class Server:
         resume_handle: int | None = 0,
     ) -> lmshare.ListEnumResult:
         """One NetrFileEnum page (MS-SRVS §3.1.4.2)."""
-        request = NetrFileEnumRequest(
-            self.client.server_name, basepath or None, username or None, level, prefmaxlen, resume_handle
+        r = await self.client.run(
+            calls.file_enum(
+                self.client.server_name, level, basepath or None, username or None, prefmaxlen, resume_handle
+            )
         )
-        r = await self.client.invoke(Opnum.NetrFileEnum, request, NetrFileEnumResponse.decode)
         return lmshare.list_result(r, "NetFileEnum")
 
     async def files(
@@ -204,18 +195,14 @@ class Server:
 
     async def file_get_info(self, fileid: int, level: int = 3) -> Any:
         """NetrFileGetInfo (MS-SRVS §3.1.4.3): the FILE_INFO_2 / FILE_INFO_3 record."""
-        request = NetrFileGetInfoRequest(self.client.server_name, fileid, level)
-        r = await self.client.invoke(
-            Opnum.NetrFileGetInfo, request, lambda stub: NetrFileGetInfoResponse.decode(stub, level)
-        )
+        r = await self.client.run(calls.file_get_info(self.client.server_name, fileid, level))
         if r.status != NERR_Success or r.info is None:
             raise NetApiError(r.status or ERROR_INVALID_PARAMETER, "NetFileGetInfo")
         return r.info
 
     async def file_close(self, fileid: int) -> None:
         """NetrFileClose (MS-SRVS §3.1.4.4)."""
-        request = NetrFileCloseRequest(self.client.server_name, fileid)
-        r = await self.client.invoke(Opnum.NetrFileClose, request, NetrFileCloseResponse.decode)
+        r = await self.client.run(calls.file_close(self.client.server_name, fileid))
         if r.status != NERR_Success:
             raise NetApiError(r.status, "NetFileClose")
 
@@ -229,10 +216,9 @@ class Server:
         """One NetrConnectionEnum page (MS-SRVS §3.1.4.1): a share or ``\\\\computer``."""
         if not qualifier:
             raise NetApiError(ERROR_INVALID_PARAMETER, "NetConnectionEnum")
-        request = NetrConnectionEnumRequest(
-            self.client.server_name, qualifier, level, prefmaxlen, resume_handle
+        r = await self.client.run(
+            calls.connection_enum(self.client.server_name, qualifier, level, prefmaxlen, resume_handle)
         )
-        r = await self.client.invoke(Opnum.NetrConnectionEnum, request, NetrConnectionEnumResponse.decode)
         return lmshare.list_result(r, "NetConnectionEnum")
 
     async def call(self, opnum: int, stub: bytes) -> bytes:
