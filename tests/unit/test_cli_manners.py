@@ -104,6 +104,12 @@ def test_empty_password_stdin_for_a_new_account(tmp_path: Path, stdin: str) -> N
          "netsession: 127.0.0.1:4445 names port 4445 and --port 4446 another: give one"),
         (["list", "fs1", "--port", "0"], "netsession list: argument --port: '0' is not a TCP port"),
         (["list", "--level", "3"], "netsession list: argument --level: invalid choice: 3"),
+        (["watch", "127.0.0.1", "--rounds", "0"], "netsession watch: argument --rounds: must be at least 1"),
+        (["watch", "127.0.0.1", "--batch", "-1"], "netsession watch: argument --batch: must be at least 1"),
+        (["watch", "127.0.0.1", "--every", "inf"],
+         "netsession watch: argument --every: not a positive duration: 'inf'"),
+        (["scan", "127.0.0.1", "--deadline", "nan"],
+         "netsession scan: argument --deadline: not a positive duration: 'nan'"),
         (["frobnicate"], "netsession: argument COMMAND: invalid choice: 'frobnicate'"),
         ([], "netsession: the following arguments are required: COMMAND"),
     ],
@@ -112,6 +118,12 @@ def test_values_that_mean_nothing_are_one_line(args: list[str], start: str, tmp_
     if args and args[0] == "serve":
         args = [*args, "--state-dir", str(tmp_path)]
     one_line(netsession(*args), 2, start)
+
+
+def test_history_of_a_database_that_does_not_exist_says_so_and_creates_none(tmp_path: Path) -> None:
+    typo = tmp_path / "histroy.sqlite"
+    one_line(netsession("history", "now", "--db", str(typo)), 1, f"netsession: no history database at {typo}")
+    assert not typo.exists()
 
 
 @pytest.mark.parametrize(

@@ -237,3 +237,28 @@ def test_shares_come_from_testparm_sections() -> None:
     assert [(s.name, s.type, s.remark) for s in shares[1:]] == [("share", STYPE_DISKTREE, "files"),
                                                                   ("lp", STYPE_PRINTQ, "")]
     assert shares[0].name == "IPC$"
+
+
+def _smb_conf(tmp_path: Path, extra: str = "") -> str:
+    if shutil.which("testparm") is None:
+        pytest.skip("testparm is not installed (Debian: samba-common-bin)")
+    conf = tmp_path / "smb.conf"
+    conf.write_text(f"[global]\n  netbios name = BRIDGED\n  lock directory = {tmp_path}\n{extra}"
+                    "[data]\n  path = /tmp\n  comment = the data\n")
+    return str(conf)
+
+
+def test_load_reads_the_socket_dir_as_samba_does(tmp_path: Path) -> None:
+    from netsession.samba.config import load
+
+    config = load(_smb_conf(tmp_path, f"  external_rpc_pipe:socket_dir = {tmp_path}/pipes\n"))
+    assert config.socket_dir == f"{tmp_path}/pipes" and config.netbios_name == "BRIDGED"
+    assert config.lock_dir == str(tmp_path) and [s.name for s in config.shares] == ["IPC$", "data"]
+
+
+def test_load_of_a_smb_conf_without_the_socket_dir_is_none_not_an_error(tmp_path: Path) -> None:
+    # testparm --parameter-name fails for an unset parametric option; the bridge must not.
+    from netsession.samba.config import load
+
+    config = load(_smb_conf(tmp_path))
+    assert config.socket_dir is None and config.netbios_name == "BRIDGED"

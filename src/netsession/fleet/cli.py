@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -67,12 +68,12 @@ def duration(text: str) -> float:
         value = float(t) * factor
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (like 30s, 15m, 2h, 90d)") from None
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"not a positive duration: {text!r}")
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -95,12 +96,12 @@ def scan_options_parser() -> argparse.ArgumentParser:
     g = parent.add_argument_group("scan options")
     g.add_argument("--level", type=int, choices=sorted(SESSION_LEVELS), default=10,
                    help="level asked first (default 10); steps to 1 and 0 on ERROR_INVALID_LEVEL")
-    g.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
+    g.add_argument("--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
                    help=f"hosts scanned at once (default {DEFAULT_CONCURRENCY})")
     g.add_argument("--deadline", type=duration, default=DEFAULT_DEADLINE, metavar="SECONDS",
                    help=f"hard limit per host over DNS, TCP, logon, bind and every call (default "
                    f"{DEFAULT_DEADLINE:g} s)")
-    g.add_argument("--page-size", type=_positive_int, default=MAX_PREFERRED_LENGTH, metavar="BYTES",
+    g.add_argument("--page-size", type=positive_int, default=MAX_PREFERRED_LENGTH, metavar="BYTES",
                    help="PreferedMaximumLength of each call (default: everything at once); answers are "
                    "paged with ERROR_MORE_DATA either way")
     g.add_argument("--exclude-self", action="store_true", help="drop the scanner's own session")

@@ -26,6 +26,7 @@ from netsession.fleet.cli import (
     CommandError,
     build_scan_options,
     duration,
+    positive_int,
     scan_options_parser,
     targets_from_args,
 )
@@ -42,10 +43,11 @@ def _db_option(parser: argparse.ArgumentParser) -> None:
                         "$NETSESSION_STATE_DIR, $XDG_STATE_HOME/netsession or ~/.local/state/netsession)")
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace, *, create: bool = True) -> Any:
     from netsession.store.db import open_store
 
-    return open_store(args.db, Path(args.state_dir).expanduser() if args.state_dir else None)
+    state_dir = Path(args.state_dir).expanduser() if args.state_dir else None
+    return open_store(args.db, state_dir, create=create)
 
 
 # -- watch -----------------------------------------------------------------------------------------------
@@ -185,7 +187,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     at = parse_time(args.at) if getattr(args, "at", None) else None
     try:
-        store = _open(args)
+        store = _open(args, create=False)
     except StoreError as exc:
         sys.stderr.write(f"netsession: {exc}\n")
         return EXIT_FAILED
@@ -222,14 +224,15 @@ def register(subparsers: Any) -> None:
     _db_option(p)
     p.add_argument("--every", type=duration, default=900.0, metavar="DURATION",
                    help="round interval, like 30s, 15m, 1h (default 15m)")
-    p.add_argument("--rounds", type=int, metavar="N", help="stop after N rounds (default: run until stopped)")
+    p.add_argument("--rounds", type=positive_int, metavar="N",
+                   help="stop after N rounds (default: run until stopped)")
     p.add_argument("--events", metavar="FILE", help="append the events to FILE (default: stdout)")
     p.add_argument("--syslog", metavar="URL", help="also send each event as RFC 5424 syslog: "
                    "udp://HOST:PORT or unix:///dev/log")
     p.add_argument("--lease", type=duration, default=60.0, metavar="SECONDS",
                    help="how long a claimed target stays a watcher's before another may take it over "
                    "(default 60 s, at least twice the deadline)")
-    p.add_argument("--batch", type=int, metavar="N",
+    p.add_argument("--batch", type=positive_int, metavar="N",
                    help="targets claimed at a time (default: --concurrency)")
     p.add_argument("--watcher-id", metavar="NAME", help="this watcher's name in the database (default "
                    "HOST:PID)")

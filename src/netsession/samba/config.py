@@ -50,38 +50,44 @@ def parameter(smb_conf: str, name: str) -> str:
     return _testparm([f"--parameter-name={name}", smb_conf]).strip()
 
 
-def parse_shares(text: str) -> tuple[Share, ...]:
-    """The shares of ``testparm -s`` output: IPC$, then each section but [global] (printers as PRINTQ)."""
-    shares = [IPC_SHARE]
-    name: str | None = None
-    fields: dict[str, str] = {}
-
-    def flush() -> None:
-        if name is not None and name.casefold() not in ("global", "ipc$"):
-            printable = fields.get("printable", "no").lower() in ("yes", "true", "1")
-            kind = STYPE_PRINTQ if printable else STYPE_DISKTREE
-            shares.append(Share(name, kind, fields.get("comment", "")))
-
+def sections(text: str) -> dict[str, dict[str, str]]:
+    """The sections of ``testparm -s`` output, in order: name -> {parameter (lower case) -> value}."""
+    out: dict[str, dict[str, str]] = {}
+    fields: dict[str, str] | None = None
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("[") and line.endswith("]"):
-            flush()
-            name, fields = line[1:-1], {}
-        elif "=" in line and name is not None:
+            fields = out.setdefault(line[1:-1], {})
+        elif "=" in line and fields is not None:
             key, _, value = line.partition("=")
             fields[key.strip().lower()] = value.strip()
-    flush()
+    return out
+
+
+def parse_shares(text: str) -> tuple[Share, ...]:
+    """The shares of ``testparm -s`` output: IPC$, then each section but [global] (printers as PRINTQ)."""
+    shares = [IPC_SHARE]
+    for name, fields in sections(text).items():
+        if name.casefold() in ("global", "ipc$"):
+            continue
+        printable = fields.get("printable", "no").lower() in ("yes", "true", "1")
+        shares.append(Share(name, STYPE_PRINTQ if printable else STYPE_DISKTREE, fields.get("comment", "")))
     return tuple(shares)
 
 
 def load(smb_conf: str) -> SambaConfig:
-    """Read the bridge's settings from ``smb_conf`` (raises :class:`ConfigError`)."""
-    socket_dir = parameter(smb_conf, "external_rpc_pipe:socket_dir") or None
+    """Read the bridge's settings from ``smb_conf`` (raises :class:`ConfigError`).
+
+    ``external_rpc_pipe:socket_dir`` is a parametric option: ``--parameter-name`` fails when it is not
+    set, so it is read from the [global] section testparm prints (set options only; None if absent)."""
+    text = _testparm([smb_conf])
+    parsed = sections(text)
+    glob = next((f for name, f in parsed.items() if name.casefold() == "global"), {})
     return SambaConfig(
         smb_conf,
         parameter(smb_conf, "lock directory"),
         parameter(smb_conf, "ncalrpc dir"),
-        socket_dir,
+        glob.get("external_rpc_pipe:socket_dir") or None,
         parameter(smb_conf, "netbios name"),
-        parse_shares(_testparm([smb_conf])),
+        parse_shares(text),
     )

@@ -273,7 +273,9 @@ class Store:
         return removed
 
 
-def _sqlite(path: Path, url: str) -> Store:
+def _sqlite(path: Path, url: str, create: bool) -> Store:
+    if not create and not path.exists():
+        raise StoreError(f"no history database at {path} (netsession watch records one; --db names another)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
@@ -299,22 +301,23 @@ def _postgresql(url: str) -> Store:
     return Store(conn, "postgresql", url)
 
 
-def open_store(url: str | None = None, state_dir: Path | None = None) -> Store:
+def open_store(url: str | None = None, state_dir: Path | None = None, *, create: bool = True) -> Store:
     """The history database ``url`` (``postgresql://...``, ``sqlite:///path`` or a file path); by
-    default ``history.sqlite`` in the state directory."""
+    default ``history.sqlite`` in the state directory. ``create=False`` (a reader: ``history``) refuses
+    an SQLite file that does not exist rather than making an empty one."""
     from netsession.paths import state_dir as default_state_dir
 
     if not url:
         path = (state_dir or default_state_dir()) / SQLITE_FILE
-        store = _sqlite(path, str(path))
+        store = _sqlite(path, str(path), create)
     elif url.startswith(("postgresql://", "postgres://")):
         store = _postgresql(url)
     elif url.startswith("sqlite://"):
-        store = _sqlite(Path(url[len("sqlite://"):]).expanduser(), url)
+        store = _sqlite(Path(url[len("sqlite://"):]).expanduser(), url, create)
     elif "://" in url:
         raise StoreError(f"unknown database URL {url!r} (postgresql://... or sqlite:///path)")
     else:
-        store = _sqlite(Path(url).expanduser(), url)
+        store = _sqlite(Path(url).expanduser(), url, create)
     try:
         store.ensure_schema()
     except StoreError:
