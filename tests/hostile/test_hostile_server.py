@@ -284,3 +284,33 @@ def test_opens_of_one_account_are_bounded_across_sessions_and_connections(accoun
             statuses.append(client.request(CreateRequest("srvsvc"), session=session, tree=tree).header.status)
     assert statuses.count(NtStatus.STATUS_SUCCESS) == 10
     assert statuses.count(NtStatus.STATUS_INSUFFICIENT_RESOURCES) == 14
+
+
+def test_sessions_of_one_account_are_bounded_across_connections(accounts: CountingStore) -> None:
+    from netsession.wire.smb2.messages import LogoffRequest
+
+    server = make_server(accounts, max_sessions_per_account=5)
+    clients = [client_of(server, f"10.0.0.{n}") for n in (5, 6, 7)]
+    held = [clients[i % 3].logon("alice") for i in range(5)]
+    for client in clients:  # a sixth on any connection is refused, and leaves nothing behind
+        client.logon("alice", expect=NtStatus.STATUS_INSUFFICIENT_RESOURCES)
+    assert sum(1 for row in server.table if row.username == "alice") == 5
+    assert len(server.sessions) == 5
+    assert clients[0].logon("bob").session_id  # another account is not held back
+    reply = clients[0].request(LogoffRequest(), session=held[0])
+    assert reply.status == NtStatus.STATUS_SUCCESS
+    assert clients[2].logon("alice").session_id  # a session that ended makes room
+    for client in clients:
+        client.server.connection_lost()
+    assert len(server.table) == 0 and not server._sessions_of
+
+
+def test_a_logon_refused_for_too_many_sessions_is_not_a_password_guess(accounts: CountingStore) -> None:
+    server = make_server(
+        accounts, max_sessions_per_account=1, throttle=ThrottleSettings(delay=0.0, lockout_threshold=2)
+    )
+    client = client_of(server)
+    client.logon("alice")
+    for _ in range(4):
+        client.logon("alice", expect=NtStatus.STATUS_INSUFFICIENT_RESOURCES)
+    assert not server.throttle.locked_out("alice")

@@ -67,6 +67,9 @@ class ServerOptions:
     max_unread_per_account: int = 64 << 20
     # Pipe opens of one account over all its sessions and connections (each holds an RPC association).
     max_opens_per_account: int = 2048
+    # Sessions of one account over all its connections (guest and anonymous are one account each): what
+    # one set of credentials can make the table hold.
+    max_sessions_per_account: int = 4096
     # A keytab: Kerberos logons beside NTLM (netsession.server.kerberos); None: NTLM only.
     keytab: str | None = None
 
@@ -158,6 +161,8 @@ class NetsessionServer:
         self.sessions: dict[int, Session] = {}
         # Unread pipe output per account (casefolded user name): one budget across all its pipes.
         self._unread: dict[str, UnreadBudget] = {}
+        # Established sessions per account (casefolded user name), against max_sessions_per_account.
+        self._sessions_of: dict[str, int] = {}
         self.smb_config = ServerConfig(
             require_signing=options.require_signing, encrypt_data=options.encrypt_data
         )
@@ -209,7 +214,10 @@ class NetsessionServer:
                 self.throttle.succeeded(identity.user)
             if attempt.previous_session_id and session is not None:
                 self._end_previous(attempt.previous_session_id, session)
-        else:
+        elif identity is None:
+            # A password that did not check out (or a locked account): the throttle's business. A logon
+            # refused after its credentials were verified (encryption demanded, too many sessions of the
+            # account) carries its identity and is no guess.
             locked = attempt.status == NtStatus.STATUS_ACCOUNT_LOCKED_OUT
             delay = self.throttle.failed(attempt.client_address, attempt.user, count_for_account=not locked)
         self.audit.emit(
@@ -263,6 +271,11 @@ class NetsessionServer:
     def session_established(self, session: Session) -> None:
         identity = session.identity
         assert identity is not None
+        account = identity.user.casefold()
+        held = self._sessions_of.get(account, 0)
+        if held >= self.options.max_sessions_per_account:
+            raise OutOfResources(f"{held} sessions of {identity.user or '(anonymous)'} already")
+        self._sessions_of[account] = held + 1
         # MS-SMB2 §3.3.4.18: cname is the client's address (the table writes it \\a.b.c.d / \\[v6]).
         session.owner = self.table.add(
             session.client_address,
@@ -285,6 +298,13 @@ class NetsessionServer:
     def session_ended(self, session: Session) -> None:
         if self.sessions.get(session.session_id) is session:
             del self.sessions[session.session_id]
+        if session.identity is not None:
+            account = session.identity.user.casefold()
+            left = self._sessions_of.get(account, 0) - 1
+            if left > 0:
+                self._sessions_of[account] = left
+            else:
+                self._sessions_of.pop(account, None)
         row: TableRow | None = session.owner
         if row is not None:
             row.remove()

@@ -85,7 +85,17 @@ from .negotiate import (
     Smb1NegotiateRequest,
 )
 from .payloads import ValidateNegotiateInfoRequest, ValidateNegotiateInfoResponse
-from .state import Backend, Chain, Open, Pipe, ServerConfig, Session, SessionState, TreeConnect
+from .state import (
+    Backend,
+    Chain,
+    Open,
+    OutOfResources,
+    Pipe,
+    ServerConfig,
+    Session,
+    SessionState,
+    TreeConnect,
+)
 from .transport import DirectTcpDeframer, frame
 
 SMB1_PROTOCOL_ID = b"\xffSMB"
@@ -812,11 +822,20 @@ class ServerConnection:
         out = header.response(credits=credits, session_id=session.session_id)
         data = bytearray(out.encode() + SessionSetupResponse(token, flags).encode())
         if not reauth:
+            try:
+                self.backend.session_established(session)
+            except OutOfResources as exc:
+                # The backend holds no more sessions of this account (§3.3.5.5: "if the allocation
+                # fails", STATUS_INSUFFICIENT_RESOURCES); nothing of the session is kept.
+                del self.sessions[session.session_id]
+                status = NtStatus.STATUS_INSUFFICIENT_RESOURCES
+                self._logon_finished(replace(attempt, success=False, status=status, reason=str(exc)), None)
+                out = header.response(status=status, credits=credits, session_id=0)
+                return bytearray(out.encode() + ErrorResponse().encode()), None, False
             session.state = SessionState.VALID
             # A logged-on client may now send what the negotiated sizes allow (MS-SMB2 §3.3.5.2).
             self._deframer.max_message_size = self.config.max_message_size
             self.logged_on = True
-            self.backend.session_established(session)
         self._logon_finished(attempt, session)
         # §3.3.5.5.3: the final response is signed when the session can sign (3.1.1 always; others when
         # signing is required) and not encrypted.

@@ -59,7 +59,9 @@ class Backend(Protocol):
     ``session_established`` / ``session_ended`` bracket every authenticated session (ended by LOGOFF,
     by the connection's loss, or by :meth:`ServerConnection.close_session`); ``session_active`` is
     called for each request on it (idle time); ``open_pipe`` opens a named pipe on IPC$ (None: no such
-    pipe) and the connection closes what it opened.
+    pipe) and the connection closes what it opened. ``session_established`` may refuse the session by
+    raising :class:`OutOfResources` (the logon then fails with STATUS_INSUFFICIENT_RESOURCES and
+    ``session_ended`` is not called for it).
 
     The session's neighbours are told the same way (MS-SRVS §3.1.6.4-§3.1.6.7): ``tree_connected`` /
     ``tree_disconnected`` bracket every tree connect, ``pipe_opened`` / ``pipe_closed`` every open
