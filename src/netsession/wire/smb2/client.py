@@ -18,7 +18,9 @@ until the server has granted enough credits, multi-credit charges for large READ
 cipher, session key derivation (§3.2.5.3.1), signing (§3.2.4.1.1) and encryption (§3.2.4.1.8) of
 requests, decryption (§3.2.5.1.1.1) and signature verification (§3.2.5.1.3) of every response, interim
 STATUS_PENDING responses (§3.2.5.1.5: absorbed, their credits counted), and the bounds of what a
-response may hold: never more than the request asked for.
+response may hold: never more than the request asked for. Sequencing, credits and bounds are this
+module's; the offer, the negotiation's checks, the session's preauth chain, keys, signing and sealing
+are :mod:`~netsession.wire.smb2.client_state`'s, which the server's tests also build on.
 
 Whatever the server sends, :meth:`ClientConnection.receive_data` raises only
 :class:`~netsession.wire.smb2.codec.Smb2DecodeError` (or its subclasses :class:`RemoteProtocolError` and
