@@ -10,13 +10,14 @@ cd "$(dirname "$0")/.."
 # touching /etc/passwd), and PostgreSQL (the fleet's history database in the tests).
 # groff-base renders the man page docs/netsession.1, systemd's systemd-analyze checks
 # contrib/netsession.service (tests check both).
-# Kerberos tests: samba-ad-dc (a private AD DC: its KDC and smbd), krb5-user (kinit/klist), libnss-winbind
+# Kerberos tests: samba-ad-dc (a private AD DC: its KDC and smbd) and samba-ad-provision (the schema
+# `samba-tool domain provision` reads; only a Recommends of samba-ad-dc), krb5-user (kinit/klist), libnss-winbind
 # (the DC's smbd looks its users up through winbind, given by nss_wrapper); libkrb5-dev and gcc build
 # python-gssapi and krb5 (the `kerberos` extra: PyPI has no Linux wheels of them). samba-testsuite is
 # smbtorture (Samba's own rpc.srvsvc suite, a peer the server must pass) and ndrdump (Samba's NDR, the
 # oracle of the bridge's codecs).
 PACKAGES=(samba smbclient samba-common-bin libnss-wrapper groff-base postgresql
-          samba-ad-dc krb5-user libnss-winbind libkrb5-dev gcc systemd samba-testsuite)
+          samba-ad-dc samba-ad-provision krb5-user libnss-winbind libkrb5-dev gcc systemd samba-testsuite)
 
 # Another apt or dpkg may be running (unattended-upgrades, a second setup): wait for its lock instead of
 # failing. apt-get waits for the dpkg lock itself (DPkg::Lock::Timeout); `apt-get update`'s lists lock
