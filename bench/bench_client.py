@@ -174,7 +174,8 @@ class Server:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [*NETSESSION, "serve", "--listen", f"{HOST}:{self.port}", "--state-dir", str(self.state_dir),
-                 "--idle-timeout", "0", "--name", "NSBENCH", "--log-level", "warning"],
+                 "--idle-timeout", "0", "--name", "NSBENCH", "--log-level", "warning",
+                 "--max-sessions-per-account", "1000000"],  # the benchmark holds 10,000 of one account
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + START_TIMEOUT

@@ -105,7 +105,8 @@ class Serve:
         log = open(self.state_dir / "serve.log", "wb")
         self.process = subprocess.Popen(
             [*NETSESSION, "serve", *listen, "--state-dir", str(self.state_dir), "--idle-timeout", "0",
-             "--name", "NSBENCH", "--log-level", "warning"],
+             "--name", "NSBENCH", "--log-level", "warning",
+             "--max-sessions-per-account", "1000000"],  # section 3 holds 10,000 sessions of one account
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()

@@ -323,3 +323,26 @@ def test_no_password_and_no_ticket_is_one_clear_line(ours: NetsessionServerProce
         asyncio.run(aio.connect(where(ours), credentials=Credentials("alice"), timeout=5)._open())
     assert e.value.reason in ("credentials", "unsupported")
     assert "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetsessionServerProcess]:
+    yield from _start(tmp_path_factory, "aio-capped", "--max-sessions-per-account", "2")
+
+
+def test_serve_max_sessions_per_account_refuses_the_next_logon(capped: NetsessionServerProcess) -> None:
+    from netsession.client.errors import NtStatusError
+
+    async def main() -> None:
+        held = [await aio.connect(where(capped), credentials=creds(ALICE), timeout=10) for _ in range(2)]
+        try:
+            with pytest.raises(NtStatusError) as e:
+                await aio.connect(where(capped), credentials=creds(ALICE), timeout=10)
+            assert e.value.status_name == "STATUS_INSUFFICIENT_RESOURCES"
+            async with aio.connect(where(capped), credentials=creds(BOB), timeout=10) as other:
+                assert (await other.session_enum(10)).entriesread >= 0  # another account still logs on
+        finally:
+            for server in held:
+                server.close()
+
+    asyncio.run(main())

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -206,10 +206,6 @@ def make_server(config: ServerConfig | None = None, *, seed: int = 1, **auth: An
 
 
 # -- the harness -----------------------------------------------------------------------------------------
-
-
-class ServerClosed(Exception):
-    """The server set ``closing`` (and queued nothing more for this request)."""
 
 
 class Smb2Harness:
@@ -442,5 +438,3 @@ def with_flags(message: bytearray, flags: int) -> bytearray:
     header = Smb2Header.decode(message)
     return bytearray(replace(header, flags=header.flags | flags).encode() + bytes(message[64:]))
 
-
-Send = Callable[..., list[Reply]]

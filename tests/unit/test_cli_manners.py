@@ -99,6 +99,8 @@ def test_empty_password_stdin_for_a_new_account(tmp_path: Path, stdin: str) -> N
         (["serve", "--listen", "127.0.0.1:70000"], "netsession serve: argument --listen: '127.0.0.1:70000'"),
         (["serve", "--max-connections", "0"], "netsession serve: argument --max-connections: '0' is not"),
         (["serve", "--idle-timeout", "-1"], "netsession serve: argument --idle-timeout: '-1' is not"),
+        (["serve", "--max-sessions-per-account", "0"],
+         "netsession serve: argument --max-sessions-per-account: '0' is not"),
         (["serve", "--idle-timeout", "nan"], "netsession serve: argument --idle-timeout: 'nan' is not"),
         (["list", "127.0.0.1:4445", "--port", "4446"],
          "netsession: 127.0.0.1:4445 names port 4445 and --port 4446 another: give one"),

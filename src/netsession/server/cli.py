@@ -242,6 +242,7 @@ def _serve_locked(
         allow_guest=args.allow_guest,
         encrypt_data=args.encrypt,
         max_connections=args.max_connections,
+        max_sessions_per_account=args.max_sessions_per_account,
         idle_timeout=args.idle_timeout,
         logon_timeout=args.logon_timeout,
         max_local_connections=args.max_local_connections,
@@ -305,6 +306,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--max-connections", type=_positive_int, default=16384, metavar="N",
         help="refuse TCP connections beyond N open at once (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-sessions-per-account", type=_positive_int, default=4096, metavar="N",
+        help="refuse a logon beyond N sessions of one account over all its connections (guest and "
+        "anonymous count as one account each; default %(default)s)",
     )
     serve.add_argument(
         "--idle-timeout", type=_seconds, default=900.0, metavar="SECONDS",
