@@ -74,6 +74,8 @@ from netsession.records import (
     MAX_PREFERRED_LENGTH,
     PERM_FILE_READ,
     PERM_FILE_WRITE,
+    SESSION_INFO_0,
+    SESSION_INFO_10,
     SESSION_INFO_502,
     SESSION_LEVELS,
     ConnectionInfo,
@@ -272,7 +274,7 @@ def _seconds(delta: float) -> int:
     """Whole seconds, clamped to a DWORD (a clock that steps back reads as 0)."""
     if delta <= 0:
         return 0
-    return min(int(delta), _DWORD_MAX)
+    return int(delta) if delta < _DWORD_MAX else _DWORD_MAX
 
 
 class Session:
@@ -403,6 +405,16 @@ class Session:
     def info(self) -> SESSION_INFO_502:
         """The SESSION_INFO_502 source record as of now (MS-SMB2 §3.3.4.18)."""
         return self._info_at(self._clock())
+
+    def _record(self, now: float, level: int) -> SessionInfo:
+        """``project(self._info_at(now), level)``, without the 502 record in between for the levels
+        that need little of it (an enumeration of 10,000 rows is this, 10,000 times)."""
+        if level == 10:
+            active, idle = _seconds(now - self.created_at), _seconds(now - self.last_active_at)
+            return SESSION_INFO_10(self.cname, self.username, active, idle)
+        if level == 0:
+            return SESSION_INFO_0(self.cname)
+        return project(self._info_at(now), level)
 
     def _info_at(self, now: float) -> SESSION_INFO_502:
         return SESSION_INFO_502(
@@ -846,18 +858,18 @@ class SessionTable:
 
         now = self._clock()
         budget = preferred_max_length & _DWORD_MAX
-        entries: list[SessionInfo] = []
+        entries: list[SessionInfo]
         if budget == MAX_PREFERRED_LENGTH:
-            for j in range(first, len(positions)):
-                entries.append(project(lst[positions[j]]._info_at(now), level))
+            entries = [lst[positions[j]]._record(now, level) for j in range(first, len(positions))]
             return EnumResult(
                 NERR_Success, level, tuple(entries), total, None if resume_handle is None else n,
                 synthetic=self._synthetic_in(lst, positions, first, len(entries)),
             )
+        entries = []
         used = 0
         last = -1
         for j in range(first, len(positions)):
-            entry = project(lst[positions[j]]._info_at(now), level)
+            entry = lst[positions[j]]._record(now, level)
             used += ndr_size(entry)
             if used > budget:
                 break

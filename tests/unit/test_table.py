@@ -27,6 +27,7 @@ from netsession.records import (
     SESSION_INFO_502,
     SESSION_LEVELS,
     ndr_size,
+    project,
 )
 from netsession.table import (
     DEFAULT_TRANSPORT,
@@ -708,3 +709,17 @@ def test_iteration_is_a_snapshot_in_list_order() -> None:
 def test_docstring_examples() -> None:
     failures, tried = doctest.testmod(netsession.table)
     assert tried > 10 and failures == 0
+
+
+@pytest.mark.parametrize("level", sorted(SESSION_LEVELS))
+@pytest.mark.parametrize("now", [0.0, 99.5, 100.0, 7_000.9, 2.0**40])
+def test_each_level_of_an_enumeration_is_the_projection_of_the_502_source(level: int, now: float) -> None:
+    # MS-SRVS §3.1.4.5: "sesiN_x MUST be set to session.sesi502_x" -- the fast path builds levels 0 and
+    # 10 directly, and must give what the projection of the source record gives, clamps included.
+    clock = [100.0]
+    table = SessionTable(clock=lambda: clock[0])
+    row = table.add("10.0.0.7", "carol", on_close=lambda s: None, created_at=50.0)
+    clock[0] = now
+    (entry,) = table.enumerate(Caller("admin", frozenset({"Administrators"})), None, None, level,
+                               MAX_PREFERRED_LENGTH, 0).entries
+    assert entry == project(row._info_at(now), level)
