@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Final
 
 __all__ = [
     "KERBEROS_OID",
@@ -144,6 +145,12 @@ def encode_oid(dotted: str) -> bytes:
     return bytes(out)
 
 
+# The mechanisms every SPNEGO exchange names, by their content octets: decoded without the arithmetic.
+_KNOWN_OIDS: Final[dict[bytes, str]] = {
+    encode_oid(oid): oid for oid in (SPNEGO_OID, NTLMSSP_OID, KERBEROS_OID, MS_KERBEROS_OID, NEGOEX_OID)
+}
+
+
 def encode_mech_type_list(mech_types: tuple[str, ...] | list[str]) -> bytes:
     """RFC 4178 4.1 MechTypeList ::= SEQUENCE OF MechType, DER-encoded."""
     return _tlv(_TAG_SEQUENCE, b"".join(_tlv(_TAG_OID, encode_oid(m)) for m in mech_types))
@@ -255,6 +262,9 @@ def _only(data: bytes, container: _Tlv, tag: int, what: str) -> _Tlv:
 def decode_oid(content: bytes, offset: int = 0) -> str:
     """Dotted form of OBJECT IDENTIFIER content octets (X.690 8.19), strictly: no padding 0x80 octets,
     no arc longer than :data:`MAX_OID_ARC_OCTETS` octets (so the cost is linear in ``content``)."""
+    known = _KNOWN_OIDS.get(content)
+    if known is not None:
+        return known
     if not content:
         raise SpnegoDecodeError("empty object identifier", offset)
     arcs: list[int] = []
